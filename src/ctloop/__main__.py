@@ -1,0 +1,5 @@
+"""``python -m ctloop`` runs the command line."""
+
+from ctloop.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Private helpers of the base layer: hashing, ids, clocks, names, environment capture."""

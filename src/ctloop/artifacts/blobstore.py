@@ -1,0 +1,573 @@
+"""A content-addressed store of files and folders.
+
+Layout under the root (a local folder or ``s3://bucket/prefix``)::
+
+    objects/sha256/ab/cdef…        a file's bytes, named by their sha256
+    objects/sha256/ab/cdef….dir    a folder: the canonical JSON manifest of its files
+    tmp/                           local only: partial writes, renamed into place when whole
+
+A folder's digest is the sha256 of its manifest (sorted entries of path, sha256, size),
+as DVC does with ``.dir`` objects, so equal folders have equal digests wherever they live.
+Writes are atomic: a temporary name and an ``os.replace`` locally, a single PUT on S3 (an S3
+object appears only once its upload completes). A process killed mid-write leaves no object
+under its final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import stat as stat_mod
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from ctloop._internal.hashing import CHUNK, canonical_json, is_sha256, sha256_file
+from ctloop._internal.names import check_relative_path
+from ctloop.errors import IntegrityError, InvalidInput, MissingExtraError, NotFound, StoreError
+
+if TYPE_CHECKING:
+    from ctloop.artifacts.hashcache import HashCache
+    from ctloop.settings import Settings
+
+__all__ = ["BlobStore", "DirEntry", "StoredObject", "open_blob_store"]
+
+Progress = Callable[[int], None]
+SMALL_FILE = 4 << 20  # read whole, hash and write in one pass below this size
+OVERLAP_COPY = 64 << 20  # above this, copy in a thread while hashing
+
+
+@dataclass(frozen=True)
+class DirEntry:
+    """One file of a folder object."""
+
+    path: str
+    sha256: str
+    size: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "size": self.size}
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What the store holds under one digest."""
+
+    digest: str
+    kind: str  # "file" | "dir"
+    size: int  # bytes of the file, or of all files of the folder
+    file_count: int
+    existed: bool = False  # True when nothing had to be written
+
+
+def manifest_bytes(entries: list[DirEntry]) -> bytes:
+    """The canonical manifest of a folder: entries sorted by path, canonical JSON."""
+    ordered = sorted(entries, key=lambda e: e.path)
+    return canonical_json([e.as_json() for e in ordered])
+
+
+# --- file systems -------------------------------------------------------------------------
+
+
+class _LocalFS:
+    """Plain ``os`` calls: the fast path for the embedded store."""
+
+    def __init__(self, root: str) -> None:
+        self.root = Path(root)
+        self.tmp = self.root / "tmp"
+
+    def url(self, key: str) -> str:
+        return str(self.root / key)
+
+    def exists(self, key: str) -> bool:
+        return os.path.exists(self.root / key)
+
+    def size(self, key: str) -> int:
+        try:
+            return os.stat(self.root / key).st_size
+        except FileNotFoundError:
+            raise NotFound(f"no object {key} in the artifact store {self.root}") from None
+
+    def _tmp_name(self) -> Path:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        return self.tmp / f"{uuid.uuid4().hex}.part"
+
+    def _publish(self, tmp: Path, key: str) -> None:
+        final = self.root / key
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp, 0o444)  # objects are immutable; guard against in-place edits
+        os.replace(tmp, final)
+
+    def put_bytes(self, data: bytes, key: str) -> None:
+        tmp = self._tmp_name()
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            self._publish(tmp, key)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def copy_to_tmp(self, src: str) -> Path:
+        tmp = self._tmp_name()
+        try:
+            shutil.copyfile(src, tmp)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        return tmp
+
+    def put_tmp(self, tmp: Path, key: str) -> None:
+        try:
+            self._publish(tmp, key)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def discard_tmp(self, tmp: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+    def put_file(self, src: str, key: str) -> None:
+        self.put_tmp(self.copy_to_tmp(src), key)
+
+    def open(self, key: str) -> IO[bytes]:
+        try:
+            return open(self.root / key, "rb")
+        except FileNotFoundError:
+            raise NotFound(f"no object {key} in the artifact store {self.root}") from None
+
+
+class _FsspecFS:
+    """Any fsspec file system (S3 through s3fs). A single PUT is atomic on object stores."""
+
+    def __init__(self, root: str, fs: Any) -> None:
+        self.root = root.rstrip("/")
+        self.fs = fs
+
+    def url(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self.url(key)))
+
+    def size(self, key: str) -> int:
+        try:
+            return int(self.fs.size(self.url(key)))
+        except FileNotFoundError:
+            raise NotFound(f"no object {key} in the artifact store {self.root}") from None
+
+    def put_bytes(self, data: bytes, key: str) -> None:
+        self.fs.pipe_file(self.url(key), data)
+
+    def put_file(self, src: str, key: str) -> None:
+        self.fs.put_file(src, self.url(key))
+
+    def open(self, key: str) -> IO[bytes]:
+        try:
+            return self.fs.open(self.url(key), "rb")  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            raise NotFound(f"no object {key} in the artifact store {self.root}") from None
+
+
+# --- the store ----------------------------------------------------------------------------
+
+
+class BlobStore:
+    """Files and folders stored once each, under the sha256 of their content."""
+
+    def __init__(
+        self,
+        root: str,
+        *,
+        fs: Any = None,
+        hash_cache: HashCache | None = None,
+        workers: int = 8,
+    ) -> None:
+        self.root = root
+        self.hash_cache = hash_cache
+        self.workers = max(1, workers)
+        self._fs: _LocalFS | _FsspecFS
+        if fs is None and "://" not in root:
+            self._fs = _LocalFS(root)
+        else:
+            self._fs = _FsspecFS(root, fs)
+
+    def __repr__(self) -> str:
+        return f"BlobStore({self.root!r})"
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self._fs, _LocalFS)
+
+    # --- naming -------------------------------------------------------------------------
+
+    @staticmethod
+    def key(digest: str, kind: str = "file") -> str:
+        """The object key of a digest (``objects/sha256/ab/cdef…[.dir]``)."""
+        if not is_sha256(digest):
+            raise InvalidInput(f"invalid digest {digest!r}: expected 64 lowercase hex characters")
+        suffix = ".dir" if kind == "dir" else ""
+        return f"objects/sha256/{digest[:2]}/{digest[2:]}{suffix}"
+
+    def url(self, digest: str, kind: str = "file") -> str:
+        """Where the object lives (a path or an ``s3://`` URL)."""
+        return self._fs.url(self.key(digest, kind))
+
+    def exists(self, digest: str, kind: str = "file") -> bool:
+        return self._fs.exists(self.key(digest, kind))
+
+    def kind_of(self, digest: str) -> str:
+        """``file`` or ``dir``, whichever the store holds for ``digest``."""
+        if self.exists(digest, "dir"):
+            return "dir"
+        if self.exists(digest, "file"):
+            return "file"
+        raise NotFound(f"no object {digest} in the artifact store {self.root}")
+
+    # --- writing ------------------------------------------------------------------------
+
+    def put_bytes(self, data: bytes) -> StoredObject:
+        """Store ``data``; returns its digest."""
+        digest = hashlib.sha256(data).hexdigest()
+        key = self.key(digest)
+        existed = self._fs.exists(key)
+        if not existed:
+            self._fs.put_bytes(data, key)
+        return StoredObject(digest, "file", len(data), 1, existed)
+
+    def put_json(self, value: Any) -> StoredObject:
+        """Store a JSON value in its canonical encoding."""
+        return self.put_bytes(canonical_json(value))
+
+    def put(self, path: str | os.PathLike[str], progress: Progress | None = None) -> StoredObject:
+        """Store a file or a folder (recursively), whichever ``path`` is."""
+        p = Path(path)
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            raise NotFound(f"no such file or folder: {str(path)!r}") from None
+        if stat_mod.S_ISDIR(st.st_mode):
+            return self.put_dir(p, progress=progress)
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise InvalidInput(f"{str(path)!r} is neither a regular file nor a folder")
+        return self.put_file(p, progress=progress)
+
+    def put_file(
+        self, path: str | os.PathLike[str], progress: Progress | None = None
+    ) -> StoredObject:
+        """Store one file. Unchanged files known to the hash cache are not read again."""
+        src = str(path)
+        try:
+            st = os.stat(src)
+        except FileNotFoundError:
+            raise NotFound(f"no such file: {src!r}") from None
+        cached = self.hash_cache.lookup([st])[0] if self.hash_cache is not None else None
+        digest, existed = self._ingest(src, st, progress, cached)
+        return StoredObject(digest, "file", st.st_size, 1, existed)
+
+    def _ingest(
+        self,
+        src: str,
+        st: os.stat_result,
+        progress: Progress | None,
+        cached: str | None,
+        remember: list[tuple[os.stat_result, str]] | None = None,
+    ) -> tuple[str, bool]:
+        """Hash ``src`` (unless ``cached``) and store it if new; returns (digest, existed).
+
+        With ``remember`` the new digest is appended there for one batched cache write;
+        without it, it is written to the hash cache at once.
+        """
+        started = time.time_ns()
+        digest = cached
+        if digest is not None:
+            key = self.key(digest)
+            if self._fs.exists(key):
+                if progress:
+                    progress(st.st_size)
+                return digest, True
+            # Known digest but no object (e.g. a fresh store): upload without re-hashing.
+            self._fs.put_file(src, key)
+            if progress:
+                progress(st.st_size)
+            return digest, False
+
+        if st.st_size <= SMALL_FILE:
+            with open(src, "rb") as f:
+                data = f.read()
+            digest = hashlib.sha256(data).hexdigest()
+            key = self.key(digest)
+            existed = self._fs.exists(key)
+            if not existed:
+                self._fs.put_bytes(data, key)
+        elif isinstance(self._fs, _LocalFS) and st.st_size >= OVERLAP_COPY:
+            digest, existed = self._hash_and_copy_local(src, self._fs, progress)
+            self._remember(st, digest, started, remember)
+            return digest, existed
+        else:
+            digest, _ = sha256_file(src)
+            key = self.key(digest)
+            existed = self._fs.exists(key)
+            if not existed:
+                self._fs.put_file(src, key)
+        self._remember(st, digest, started, remember)
+        if progress:
+            progress(st.st_size)
+        return digest, existed
+
+    def _remember(
+        self,
+        st: os.stat_result,
+        digest: str,
+        started: int,
+        remember: list[tuple[os.stat_result, str]] | None,
+    ) -> None:
+        if self.hash_cache is None:
+            return
+        if remember is not None:
+            remember.append((st, digest))
+        else:
+            self.hash_cache.remember([(st, digest)], hashed_ns=started)
+
+    def _hash_and_copy_local(
+        self, src: str, fs: _LocalFS, progress: Progress | None
+    ) -> tuple[str, bool]:
+        """Hash a large file on this thread while a second thread copies it (two cores)."""
+        result: dict[str, Any] = {}
+
+        def copy() -> None:
+            try:
+                result["tmp"] = fs.copy_to_tmp(src)
+            except BaseException as exc:  # re-raised on the calling thread below
+                result["error"] = exc
+
+        worker = threading.Thread(target=copy, name="ctloop-copy", daemon=True)
+        worker.start()
+        h = hashlib.sha256()
+        with open(src, "rb", buffering=0) as f:
+            buf = bytearray(CHUNK)
+            view = memoryview(buf)
+            while n := f.readinto(buf):
+                h.update(view[:n])
+                if progress:
+                    progress(n)
+        worker.join()
+        if "error" in result:
+            raise result["error"]
+        digest = h.hexdigest()
+        key = self.key(digest)
+        tmp: Path = result["tmp"]
+        if fs.exists(key):
+            fs.discard_tmp(tmp)
+            return digest, True
+        fs.put_tmp(tmp, key)
+        return digest, False
+
+    def put_dir(
+        self, path: str | os.PathLike[str], progress: Progress | None = None
+    ) -> StoredObject:
+        """Store a folder: every file (in parallel), then its manifest (last, atomically).
+
+        The manifest is written only after all its files, so an existing ``.dir`` object
+        means the whole folder is present and re-adding it copies nothing.
+        """
+        root = Path(path)
+        files: list[tuple[str, str, os.stat_result]] = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                try:
+                    st = os.stat(full)
+                except FileNotFoundError:
+                    continue  # vanished (or a dangling symlink) between listing and stat
+                if not stat_mod.S_ISREG(st.st_mode):
+                    continue
+                rel = Path(full).relative_to(root).as_posix()
+                files.append((rel, full, st))
+
+        cached: list[str | None] = (
+            self.hash_cache.lookup(st for _, _, st in files)
+            if self.hash_cache is not None
+            else [None] * len(files)
+        )
+        total = sum(st.st_size for _, _, st in files)
+        entries: list[DirEntry | None] = [None] * len(files)
+        if all(c is not None for c in cached):
+            entries = [
+                DirEntry(rel, c, st.st_size)
+                for (rel, _, st), c in zip(files, cached, strict=True)
+                if c is not None
+            ]
+            data = manifest_bytes([e for e in entries if e is not None])
+            digest = hashlib.sha256(data).hexdigest()
+            if self.exists(digest, "dir"):
+                if progress:
+                    progress(total)
+                return StoredObject(digest, "dir", total, len(files), existed=True)
+
+        remember: list[tuple[os.stat_result, str]] = []
+        started = time.time_ns()
+
+        def one(i: int) -> None:
+            rel, full, st = files[i]
+            digest, _ = self._ingest(full, st, progress, cached=cached[i], remember=remember)
+            entries[i] = DirEntry(rel, digest, st.st_size)
+
+        if len(files) > 1 and self.workers > 1:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="ctloop-put") as pool:
+                list(pool.map(one, range(len(files))))
+        else:
+            for i in range(len(files)):
+                one(i)
+        if self.hash_cache is not None and remember:
+            self.hash_cache.remember(remember, hashed_ns=started)
+        done = [e for e in entries if e is not None]
+        data = manifest_bytes(done)
+        digest = hashlib.sha256(data).hexdigest()
+        key = self.key(digest, "dir")
+        existed = self._fs.exists(key)
+        if not existed:
+            self._fs.put_bytes(data, key)
+        return StoredObject(digest, "dir", total, len(done), existed)
+
+    # --- reading ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def open(self, digest: str) -> Iterator[IO[bytes]]:
+        """Open a stored file for reading (unverified; see :meth:`read_bytes`)."""
+        f = self._fs.open(self.key(digest))
+        try:
+            yield f
+        finally:
+            f.close()
+
+    def size(self, digest: str, kind: str = "file") -> int:
+        return self._fs.size(self.key(digest, kind))
+
+    def read_bytes(self, digest: str, *, verify: bool = True, kind: str = "file") -> bytes:
+        """The bytes of a stored object, checked against the digest unless ``verify=False``."""
+        with contextlib.closing(self._fs.open(self.key(digest, kind))) as f:
+            data = f.read()
+        if verify and hashlib.sha256(data).hexdigest() != digest:
+            raise IntegrityError(self._corrupt_message(digest))
+        return data
+
+    def read_manifest(self, digest: str, *, verify: bool = True) -> list[DirEntry]:
+        """The entries of a folder object, each path checked to stay inside the folder."""
+        raw = self.read_bytes(digest, verify=verify, kind="dir")
+        try:
+            items = json.loads(raw)
+            entries = [DirEntry(str(i["path"]), str(i["sha256"]), int(i["size"])) for i in items]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"folder object {digest} is not a valid manifest: {exc}") from exc
+        for e in entries:
+            check_relative_path(e.path, "path in a folder manifest")
+            self.key(e.sha256)
+        return entries
+
+    def verify(self, digest: str, kind: str | None = None) -> None:
+        """Raise :class:`IntegrityError` unless the object (and a folder's files) hash right."""
+        kind = kind or self.kind_of(digest)
+        if kind == "dir":
+            for e in self.read_manifest(digest):
+                self._verify_file(e.sha256)
+        else:
+            self._verify_file(digest)
+
+    def _verify_file(self, digest: str) -> None:
+        h = hashlib.sha256()
+        with contextlib.closing(self._fs.open(self.key(digest))) as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+        if h.hexdigest() != digest:
+            raise IntegrityError(self._corrupt_message(digest))
+
+    def _corrupt_message(self, digest: str) -> str:
+        return (
+            f"object {digest} in {self.root} is corrupted: its content no longer matches its "
+            "sha256; restore it from a backup or re-add the original data"
+        )
+
+    def get(
+        self,
+        digest: str,
+        dest: str | os.PathLike[str],
+        *,
+        kind: str | None = None,
+        verify: bool = True,
+        progress: Progress | None = None,
+    ) -> Path:
+        """Write a stored file or folder to ``dest``; verified while copying by default.
+
+        Each file is written to a temporary name beside its destination and renamed only
+        once whole (and verified), so a failed or corrupted read leaves nothing behind.
+        """
+        kind = kind or self.kind_of(digest)
+        out = Path(dest)
+        if kind == "dir":
+            entries = self.read_manifest(digest, verify=verify)
+            out.mkdir(parents=True, exist_ok=True)
+            for e in entries:
+                self._get_file(e.sha256, out / e.path, verify, progress)
+            return out
+        self._get_file(digest, out, verify, progress)
+        return out
+
+    def _get_file(self, digest: str, dest: Path, verify: bool, progress: Progress | None) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        h = hashlib.sha256()
+        try:
+            with contextlib.closing(self._fs.open(self.key(digest))) as src, open(tmp, "wb") as f:
+                while chunk := src.read(CHUNK):
+                    h.update(chunk)
+                    f.write(chunk)
+                    if progress:
+                        progress(len(chunk))
+            if verify and h.hexdigest() != digest:
+                raise IntegrityError(self._corrupt_message(digest))
+            os.replace(tmp, dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The artifact store named by the settings (local folder or ``s3://``)."""
+    from ctloop.artifacts.hashcache import HashCache
+
+    root = settings.artifacts_root()
+    cache = HashCache(settings.cache_dir() / "hashes.db")
+    workers = settings.data.hash_workers
+    if "://" not in root:
+        return BlobStore(root, hash_cache=cache, workers=workers)
+    scheme = root.split("://", 1)[0]
+    if scheme not in ("s3", "s3a"):
+        raise InvalidInput(
+            f"unsupported artifact store {root!r}: use a local folder or s3://bucket/prefix"
+        )
+    try:
+        import s3fs
+    except ImportError as exc:
+        raise MissingExtraError("s3fs", "s3", "an S3 artifact store") from exc
+    client_kwargs: dict[str, Any] = {}
+    if settings.s3.endpoint_url:
+        client_kwargs["endpoint_url"] = settings.s3.endpoint_url
+    if settings.s3.region:
+        client_kwargs["region_name"] = settings.s3.region
+    try:
+        fs = s3fs.S3FileSystem(anon=settings.s3.anon, client_kwargs=client_kwargs)
+    except Exception as exc:  # s3fs raises many types for bad configuration
+        raise StoreError(f"cannot open the artifact store {root!r}: {exc}") from exc
+    return BlobStore(root.replace("s3a://", "s3://"), fs=fs, hash_cache=cache, workers=workers)

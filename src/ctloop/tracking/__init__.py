@@ -1,0 +1,1 @@
+"""Layer 2: experiments, runs, params, metrics, tags, artifacts and inputs."""
