@@ -16,7 +16,12 @@ from rich.console import Console
 if TYPE_CHECKING:
     from ctloop.client import Client
 
-console = Console(highlight=False, soft_wrap=True)
+def _width() -> int | None:
+    # Piped output has no terminal width; Rich would wrap tables at 80 columns.
+    return None if sys.stdout.isatty() else 200
+
+
+console = Console(highlight=False, soft_wrap=True, width=_width())
 console_err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -7,6 +7,7 @@ embedded default creates the store on first use (never at import).
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from ctloop.client._local import LocalContext
@@ -55,13 +56,26 @@ class Client:
         self._ctx = LocalContext(settings)
         self._ctx.db.ensure_ready()
 
-        from ctloop.client.datasets import DatasetsAPI
+    @cached_property
+    def experiments(self) -> ExperimentsAPI:
+        """Experiments: named groups of runs."""
         from ctloop.client.experiments import ExperimentsAPI
+
+        return ExperimentsAPI(self._ctx)
+
+    @cached_property
+    def runs(self) -> RunsAPI:
+        """Runs: create, log to, read and search them."""
         from ctloop.client.runs import RunsAPI
 
-        self.experiments: ExperimentsAPI = ExperimentsAPI(self._ctx)
-        self.runs: RunsAPI = RunsAPI(self._ctx)
-        self.datasets: DatasetsAPI = DatasetsAPI(self._ctx)
+        return RunsAPI(self._ctx)
+
+    @cached_property
+    def datasets(self) -> DatasetsAPI:
+        """Versioned datasets."""
+        from ctloop.client.datasets import DatasetsAPI
+
+        return DatasetsAPI(self._ctx)
 
     def __repr__(self) -> str:
         return f"Client(store={self.settings.store_url()!r})"

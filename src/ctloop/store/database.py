@@ -34,6 +34,8 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode = WAL")
     cur.execute("PRAGMA synchronous = NORMAL")
     cur.execute("PRAGMA foreign_keys = ON")
+    # LIKE is case-sensitive, as on PostgreSQL; ILIKE is the case-insensitive form.
+    cur.execute("PRAGMA case_sensitive_like = ON")
     cur.close()
 
 
