@@ -68,10 +68,9 @@ def test_run_records_environment_and_code_version(client: Any, tmp_path: Path) -
 
 
 def test_failed_run_records_the_error(client: Any) -> None:
-    with pytest.raises(ZeroDivisionError):
-        with ctloop.start_run(experiment="e", client=client) as run:
-            run.log_metric("before", 1.0)
-            _ = 1 / 0
+    with pytest.raises(ZeroDivisionError), ctloop.start_run(experiment="e", client=client) as run:
+        run.log_metric("before", 1.0)
+        _ = 1 / 0
     rec = client.runs.get(run.id)
     assert rec.status is RunStatus.FAILED
     assert rec.error is not None and rec.error.startswith("ZeroDivisionError")
@@ -80,9 +79,8 @@ def test_failed_run_records_the_error(client: Any) -> None:
 
 
 def test_keyboard_interrupt_marks_run_killed(client: Any) -> None:
-    with pytest.raises(KeyboardInterrupt):
-        with ctloop.start_run(experiment="e", client=client) as run:
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), ctloop.start_run(experiment="e", client=client) as run:
+        raise KeyboardInterrupt
     assert client.runs.get(run.id).status is RunStatus.KILLED
 
 
