@@ -1,0 +1,27 @@
+"""``ctloop demo``: the main job on the embedded store."""
+
+from __future__ import annotations
+
+import typer
+
+from ctloop.cli._output import console
+
+
+def register(app: typer.Typer) -> None:
+    """Mount ``demo`` as a top-level command."""
+    app.command("demo")(demo)
+
+
+def demo(
+    ctx: typer.Context,
+    store: str = typer.Option(
+        None, "--store", help="Store to use (default: the root --store, else a new temporary folder)."
+    ),
+    rows: int = typer.Option(20_000, "--rows", min=1000, help="Rows of synthetic churn data."),
+    seed: int = typer.Option(7, "--seed", help="Random seed of the data generator."),
+) -> None:
+    """Run the main job: version churn data, train and track two models, summarise."""
+    from ctloop.demo import run_demo
+
+    root = ctx.find_root().obj or {}
+    run_demo(store or root.get("store"), rows=rows, seed=seed, say=lambda line: console.print(line, markup=False))
