@@ -23,6 +23,9 @@ from ctloop.errors import InvalidInput, MissingExtraError, StoreError, StoreOutd
 __all__ = ["Database", "open_database"]
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+# The newest migration in store/migrations/versions (a test keeps the two equal). Knowing it
+# here lets every client start check the schema with one SELECT instead of importing Alembic.
+HEAD_REVISION = "0001"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -106,14 +109,16 @@ class Database:
         try:
             yield
         except OperationalError as exc:
+            # Drivers spread one reason over several lines; the CLI prints one line.
+            reason = " ".join(str(exc.orig or exc).split())
             raise StoreError(
                 f"the metadata store {self.engine.url.render_as_string(hide_password=True)} "
-                f"failed: {exc.orig or exc}; check that it is reachable and not read-only"
+                f"failed: {reason}; check that it is reachable and not read-only"
             ) from exc
 
     # --- schema -------------------------------------------------------------------------
 
-    def _alembic_config(self, conn: Connection) -> Any:
+    def _alembic_config(self, conn: Connection | None = None) -> Any:
         from alembic.config import Config
 
         cfg = Config()
@@ -123,6 +128,10 @@ class Database:
 
     def head_revision(self) -> str:
         """The newest schema revision this ctloop knows."""
+        return HEAD_REVISION
+
+    def migration_head(self) -> str:
+        """The newest revision among the migration scripts (what HEAD_REVISION must equal)."""
         from alembic.script import ScriptDirectory
 
         with self.engine.connect() as conn:
@@ -132,21 +141,33 @@ class Database:
 
     def current_revision(self) -> str | None:
         """The schema revision the store is at (None for an empty database)."""
-        from alembic.migration import MigrationContext
-
         with self.read() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        if len(rows) > 1:
+            raise StoreError(
+                f"the store {self!r} has {len(rows)} schema heads; it was migrated by "
+                "something other than ctloop"
+            )
+        return str(rows[0][0]) if rows else None
 
     def upgrade(self, revision: str = "head") -> tuple[str | None, str]:
         """Migrate the schema to ``revision``; returns (before, after)."""
         from alembic import command
+        from alembic.util.exc import CommandError
 
         before = self.current_revision()
         with self._lock, self.write() as conn:
             if self.dialect == "postgresql":
                 # Two processes creating one store at once: the second waits, then no-ops.
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7041968)")
-            command.upgrade(self._alembic_config(conn), revision)
+            try:
+                command.upgrade(self._alembic_config(conn), revision)
+            except CommandError as exc:  # e.g. a revision this ctloop does not know
+                raise StoreError(
+                    f"cannot migrate the store {self!r} to {revision!r}: {exc}"
+                ) from exc
         after = self.current_revision()
         assert after is not None
         self._checked = False
@@ -170,11 +191,28 @@ class Database:
                 raise StoreOutdated(f"the store {self!r} is empty; run: ctloop db upgrade")
             self.upgrade()
         elif current != head:
+            if not self._knows_revision(current):
+                raise StoreError(
+                    f"the store schema is at revision {current}, which this ctloop does not "
+                    "know: a newer ctloop created or migrated it; upgrade ctloop "
+                    "(pip install -U ctloop) to use this store"
+                )
             raise StoreOutdated(
                 f"the store schema is at revision {current} but this ctloop needs {head}; "
                 "back it up, then run: ctloop db upgrade"
             )
         self._checked = True
+
+    def _knows_revision(self, revision: str) -> bool:
+        from alembic.script import ScriptDirectory
+        from alembic.util.exc import CommandError
+
+        script = ScriptDirectory.from_config(self._alembic_config())
+        try:
+            script.get_revision(revision)
+        except CommandError:
+            return False
+        return True
 
     def dispose(self) -> None:
         """Close every pooled connection."""
