@@ -88,6 +88,12 @@ class MissingExtraError(CtloopError, ImportError):
         )
         self.package = package
         self.extra = extra
+        self.purpose = purpose
+
+    def __reduce__(self) -> tuple[type[MissingExtraError], tuple[str, str, str]]:
+        # Errors cross process boundaries (pipeline workers, Ray); the default pickling
+        # would call __init__ with the message alone and fail.
+        return (type(self), (self.package, self.extra, self.purpose))
 
 
 class StoreError(CtloopError, RuntimeError):

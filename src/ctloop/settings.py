@@ -14,13 +14,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from ctloop.errors import InvalidInput
 
 __all__ = ["S3Settings", "Settings", "TrackingSettings", "DataSettings", "load_settings"]
 
@@ -121,6 +123,21 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build the settings once, with explicit overrides (e.g. CLI flags) winning."""
+    """Build the settings once, with explicit overrides (e.g. CLI flags) winning.
+
+    Raises:
+        InvalidInput: a value (from a flag, a ``CTLOOP_*`` variable or the config file) is
+            malformed; the message names the setting as its environment variable.
+    """
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**clean)
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CTLOOP_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']} "
+            f"(got {err.get('input')!r})"
+            for err in exc.errors()
+        )
+        raise InvalidInput(
+            f"invalid setting {problems}; fix the flag, the CTLOOP_* variable or ctloop.toml"
+        ) from None

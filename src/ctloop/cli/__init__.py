@@ -77,15 +77,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # any click usage error or unexpected failure: one line
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            console_err.print("aborted")
-            sys.exit(1)
+    except typer.Abort:
+        console_err.print("aborted")
+        sys.exit(1)
+    except typer.exceptions.TyperException as exc:  # usage errors: Typer's bundled click
+        exc.show()
+        sys.exit(getattr(exc, "exit_code", 2))
+    except Exception as exc:  # anything else is a bug, but still one line, no traceback
         if isinstance(exc, OSError):
             fail(f"{exc.strerror or exc}: {exc.filename!r}" if exc.filename else str(exc))
         if os.environ.get("CTLOOP_DEBUG"):

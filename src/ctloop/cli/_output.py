@@ -16,6 +16,7 @@ from rich.console import Console
 if TYPE_CHECKING:
     from ctloop.client import Client
 
+
 def _width() -> int | None:
     # Piped output has no terminal width; Rich would wrap tables at 80 columns.
     return None if sys.stdout.isatty() else 200

@@ -15,7 +15,9 @@ def register(app: typer.Typer) -> None:
 def demo(
     ctx: typer.Context,
     store: str = typer.Option(
-        None, "--store", help="Store to use (default: the root --store, else a new temporary folder)."
+        None,
+        "--store",
+        help="Store to use (default: the root --store, else a new temporary folder).",
     ),
     rows: int = typer.Option(20_000, "--rows", min=1000, help="Rows of synthetic churn data."),
     seed: int = typer.Option(7, "--seed", help="Random seed of the data generator."),
@@ -24,4 +26,9 @@ def demo(
     from ctloop.demo import run_demo
 
     root = ctx.find_root().obj or {}
-    run_demo(store or root.get("store"), rows=rows, seed=seed, say=lambda line: console.print(line, markup=False))
+    run_demo(
+        store or root.get("store"),
+        rows=rows,
+        seed=seed,
+        say=lambda line: console.print(line, markup=False),
+    )

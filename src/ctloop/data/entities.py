@@ -17,6 +17,7 @@ class Dataset:
     description: str | None = None
     latest_version: int | None = None
     version_count: int = 0
+    updated_at: datetime | None = None  # when the latest version was added
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,16 @@ class DatasetVersion:
     profile: dict[str, Any] | None = None  # per-column statistics
     created_by: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # True only on the object returned by the ``add`` call that created this version;
+    # False when the content was unchanged or the version was read back later.
+    is_new: bool = field(default=False, compare=False)
 
     @property
     def ref(self) -> str:
         """``NAME@VERSION``, the way to name this version anywhere."""
         return f"{self.name}@{self.version}"
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names of a tabular version (empty when it has no schema)."""
+        return [str(c["name"]) for c in self.schema or []]

@@ -12,10 +12,10 @@ import difflib
 from typing import Any
 
 from sqlalchemy import Connection, Select, func, null, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ctloop._internal.ids import new_id, now_ms
 from ctloop.errors import NotFound
+from ctloop.store._sql import upsert
 from ctloop.store.tables import dataset_versions, datasets
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "latest_version",
     "list_datasets",
     "list_versions",
+    "set_description",
 ]
 
 Row = dict[str, Any]
@@ -123,9 +124,7 @@ def list_versions(conn: Connection, name: str) -> list[Row]:
 def find_profile(conn: Connection, digest: str, kind: str, fmt: str | None) -> Row | None:
     """A stored profile of the same content and format, so it need not be computed again."""
     query = (
-        select(
-            dataset_versions.c.row_count, dataset_versions.c.schema, dataset_versions.c.profile
-        )
+        select(dataset_versions.c.row_count, dataset_versions.c.schema, dataset_versions.c.profile)
         .where(
             dataset_versions.c.digest == digest,
             dataset_versions.c.kind == kind,
@@ -138,11 +137,19 @@ def find_profile(conn: Connection, digest: str, kind: str, fmt: str | None) -> R
     return dict(row) if row is not None else None
 
 
+def set_description(conn: Connection, name: str, description: str | None) -> None:
+    """Replace the description of dataset ``name``; NotFound when unknown."""
+    done = conn.execute(
+        update(datasets).where(datasets.c.name == name).values(description=description)
+    )
+    if done.rowcount == 0:
+        raise _unknown(conn, name)
+
+
 def _lock_dataset(conn: Connection, name: str, description: str | None, now: int) -> str:
     """Create the dataset if needed and lock its row until the transaction ends; its id."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     conn.execute(
-        dialect.insert(datasets)
+        upsert(conn, datasets)
         .values(id=new_id(), name=name, description=description, created_at=now)
         .on_conflict_do_nothing(index_elements=["name"])
     )

@@ -1,0 +1,240 @@
+"""``client.datasets``: add, find, download and compare versioned datasets."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ctloop._internal.environment import current_user
+from ctloop._internal.ids import ms_to_datetime
+from ctloop._internal.names import check_name
+from ctloop.data.entities import Dataset, DatasetVersion
+from ctloop.data.refs import parse_ref
+from ctloop.errors import InvalidInput, NotFound
+from ctloop.store import datasets as store
+
+if TYPE_CHECKING:
+    from ctloop.client._local import LocalContext
+    from ctloop.data.diff import DatasetDiff
+
+__all__ = ["DatasetsAPI"]
+
+Progress = Callable[[int], None]
+
+
+def _dataset(row: dict[str, Any]) -> Dataset:
+    created = ms_to_datetime(row["created_at"])
+    assert created is not None
+    return Dataset(
+        id=row["id"],
+        name=row["name"],
+        created_at=created,
+        description=row["description"],
+        latest_version=row["latest_version"],
+        version_count=int(row["version_count"] or 0),
+        updated_at=ms_to_datetime(row["updated_at"]),
+    )
+
+
+def _version(row: dict[str, Any], *, is_new: bool = False) -> DatasetVersion:
+    created = ms_to_datetime(row["created_at"])
+    assert created is not None
+    return DatasetVersion(
+        id=row["id"],
+        name=row["name"],
+        version=int(row["version"]),
+        digest=row["digest"],
+        kind=row["kind"],
+        size=int(row["size"]),
+        file_count=int(row["file_count"]),
+        created_at=created,
+        format=row["format"],
+        source_path=row["source_path"],
+        row_count=None if row["row_count"] is None else int(row["row_count"]),
+        schema=row["schema"],
+        profile=row["profile"],
+        created_by=row["created_by"],
+        is_new=is_new,
+    )
+
+
+class DatasetsAPI:
+    """Versioned datasets of one store. Reached as ``client.datasets``."""
+
+    def __init__(self, ctx: LocalContext) -> None:
+        self._ctx = ctx
+
+    def add(
+        self,
+        path: str | os.PathLike[str],
+        name: str,
+        description: str | None = None,
+        pointer: bool = True,
+        progress: Progress | None = None,
+    ) -> DatasetVersion:
+        """Store a file or folder as the next version of dataset ``name``.
+
+        A version is created only when the content differs from the latest version;
+        otherwise the latest version is returned (``is_new`` False) and nothing is hashed
+        or profiled again. CSV and Parquet data is profiled once, when its version is made.
+
+        Args:
+            path: a file, or a folder (stored with every file under it).
+            name: the dataset's name; it is created on its first add.
+            description: describes the dataset (replaces the previous description).
+            pointer: write ``PATH.ctloop.yaml`` beside the data for git to track.
+            progress: called with the number of bytes processed, as they are.
+
+        Raises:
+            NotFound: when ``path`` does not exist.
+            InvalidInput: for a bad name or a path that is neither file nor folder.
+        """
+        from ctloop.data.pointer import pointer_path, write_pointer
+        from ctloop.data.profile import detect_format, profile_data
+
+        check_name(name, "dataset")
+        source = Path(path)
+        if not source.exists():
+            raise NotFound(f"no such file or folder: {str(path)!r}")
+        if pointer:
+            pointer_path(source)  # fail before storing anything if it cannot be placed
+        stored = self._ctx.blobs.put(source, progress=progress)
+        with self._ctx.db.read() as conn:
+            latest = store.latest_version(conn, name)
+        if latest is not None and (latest["digest"], latest["kind"]) == (
+            stored.digest,
+            stored.kind,
+        ):
+            # Unchanged: no profiling, no write (descriptions still update).
+            if description is not None:
+                with self._ctx.db.write() as conn:
+                    store.set_description(conn, name, description)
+            version = _version(latest)
+        else:
+            fmt = detect_format(source)
+            with self._ctx.db.read() as conn:
+                known = store.find_profile(conn, stored.digest, stored.kind, fmt) if fmt else None
+            if fmt is None:
+                stats: dict[str, Any] = {"row_count": None, "schema": None, "profile": None}
+            elif known is not None:  # the same bytes were profiled before (e.g. a revert)
+                stats = known
+            else:
+                table = profile_data(source, fmt)
+                stats = {
+                    "row_count": table.row_count,
+                    "schema": table.schema,
+                    "profile": table.profile,
+                }
+            with self._ctx.db.write() as conn:
+                row, created = store.add_version(
+                    conn,
+                    name=name,
+                    digest=stored.digest,
+                    kind=stored.kind,
+                    size=stored.size,
+                    file_count=stored.file_count,
+                    description=description,
+                    format=fmt,
+                    source_path=os.path.abspath(source),
+                    created_by=current_user(),
+                    **stats,
+                )
+            version = _version(row, is_new=created)
+        if pointer:
+            write_pointer(source, version)
+        return version
+
+    def get(self, ref: str) -> DatasetVersion:
+        """The version named by ``NAME``, ``NAME@latest`` or ``NAME@3``.
+
+        Raises:
+            InvalidInput: for a malformed reference.
+            NotFound: for an unknown dataset or version.
+        """
+        parsed = parse_ref(ref)
+        with self._ctx.db.read() as conn:
+            return _version(store.get_version(conn, parsed.name, parsed.version))
+
+    def resolve(self, ref: str | DatasetVersion) -> DatasetVersion:
+        """A reference or a :class:`DatasetVersion` as the version stored in this store."""
+        if isinstance(ref, DatasetVersion):
+            with self._ctx.db.read() as conn:
+                row = store.get_version_by_id(conn, ref.id)
+            if row is None:
+                raise NotFound(
+                    f"dataset version {ref.ref} (id {ref.id}) is not in this store; "
+                    f"list versions with: ctloop data show {ref.name}"
+                )
+            return _version(row)
+        if isinstance(ref, str):
+            return self.get(ref)
+        raise InvalidInput(
+            f"invalid dataset reference {ref!r}: pass 'NAME', 'NAME@VERSION' or a DatasetVersion"
+        )
+
+    def info(self, name: str) -> Dataset:
+        """The dataset ``name``: description, latest version, number of versions."""
+        check_name(name, "dataset")
+        with self._ctx.db.read() as conn:
+            return _dataset(store.get_dataset(conn, name))
+
+    def list(self) -> list[Dataset]:
+        """Every dataset, by name."""
+        with self._ctx.db.read() as conn:
+            return [_dataset(r) for r in store.list_datasets(conn)]
+
+    def versions(self, name: str) -> builtins.list[DatasetVersion]:
+        """Every version of ``name``, oldest first."""
+        check_name(name, "dataset")
+        with self._ctx.db.read() as conn:
+            return [_version(r) for r in store.list_versions(conn, name)]
+
+    def download(
+        self,
+        ref: str | DatasetVersion,
+        dest: str | os.PathLike[str],
+        progress: Progress | None = None,
+    ) -> Path:
+        """Write the data of a version to ``dest``, verified against its digest.
+
+        A file version given an existing folder lands inside it under its source name.
+        A folder version goes to ``dest`` (created; when it did not exist it appears
+        only once whole). A corrupted object raises and leaves no partial data behind.
+
+        Raises:
+            IntegrityError: when the stored bytes no longer match the digest.
+        """
+        version = self.resolve(ref)
+        out = Path(dest)
+        blobs = self._ctx.blobs
+        if version.kind == "file":
+            if out.is_dir():
+                out = out / Path(version.source_path or version.name).name
+            return blobs.get(version.digest, out, kind="file", verify=True, progress=progress)
+        if out.exists():
+            if not out.is_dir():
+                raise InvalidInput(
+                    f"cannot write folder {version.ref} to {str(dest)!r}: it is a file"
+                )
+            return blobs.get(version.digest, out, kind="dir", verify=True, progress=progress)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            blobs.get(version.digest, tmp, kind="dir", verify=True, progress=progress)
+            os.replace(tmp, out)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(tmp)
+        return out
+
+    def diff(self, a: str | DatasetVersion, b: str | DatasetVersion) -> DatasetDiff:
+        """What changed from version ``a`` to version ``b``: content, schema, profile."""
+        from ctloop.data.diff import diff_versions
+
+        return diff_versions(self.resolve(a), self.resolve(b))
