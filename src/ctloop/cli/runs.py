@@ -48,7 +48,14 @@ def list_(
     if not page.runs:
         console.print("no runs match")
         return
-    metric_keys = sorted({k for r in page.runs for k in r.metrics})[:5]
+    from ctloop.store.filters import parse_order_by
+
+    # metrics the user orders by come first, then the rest alphabetically
+    ordered = [o.key for o in parse_order_by(order_by or None) if o.entity == "metric"]
+    present = {k for r in page.runs for k in r.metrics}
+    metric_keys = [k for k in ordered if k in present]
+    metric_keys += sorted(present - set(metric_keys))
+    metric_keys = metric_keys[:5]
     table = Table("id", "name", "experiment", "status", "started", "took", *metric_keys, box=None)
     for r in page.runs:
         cells = [_num(r.metrics[k]) if k in r.metrics else "-" for k in metric_keys]

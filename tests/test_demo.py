@@ -1,0 +1,51 @@
+"""The main job runs end to end on an embedded store and records what it did."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import ctloop
+from ctloop.demo import run_demo
+from ctloop.tracking.entities import RunStatus
+
+
+def test_demo_versions_data_and_tracks_two_models(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = run_demo(str(tmp_path / "store"), rows=3000, seed=1, say=lines.append)
+    client = ctloop.Client(store=str(tmp_path / "store"))
+    version = client.datasets.get("churn@latest")
+    assert version.version == 1 and version.row_count == 3000
+    assert version.digest == result.dataset.digest
+    runs = client.runs.search("churn").runs
+    assert {r.name for r in runs} == {"demo-baseline", "demo-gbm"}
+    for r in runs:
+        assert r.status is RunStatus.FINISHED
+        assert [i.dataset for i in r.inputs] == ["churn"]
+        assert 0.6 < r.metrics["val_auc"] < 1.0
+        assert [a.path for a in r.artifacts] == ["report.json"]
+    gbm = result.run_ids["gbm"]
+    history = client.runs.metric_history(gbm, "val_auc")
+    steps = [m.step for m in history]
+    assert steps[:200] == list(range(1, 201)) and steps[200:] == [200]  # curve, then final
+    assert result.best in ("baseline", "gbm")
+    assert any("runs compare" in line for line in lines)
+
+
+def test_demo_command_on_a_given_store_reuses_the_dataset_version(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CTLOOP_")}
+    for _ in range(2):
+        out = subprocess.run(
+            [sys.executable, "-m", "ctloop", "demo", "--store", str(store), "--rows", "1500"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "churn@1" in out.stdout  # same seed, same bytes: no second version
+    client = ctloop.Client(store=str(store))
+    assert len(client.runs.search("churn").runs) == 4
