@@ -68,9 +68,9 @@ class Settings(BaseSettings):
         None, description="a folder or s3://bucket/prefix (default: next to the store)"
     )
     debug: bool = False
-    s3: S3Settings = Field(default_factory=S3Settings)
-    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
-    data: DataSettings = Field(default_factory=DataSettings)
+    s3: S3Settings = Field(default_factory=lambda: S3Settings())
+    tracking: TrackingSettings = Field(default_factory=lambda: TrackingSettings())
+    data: DataSettings = Field(default_factory=lambda: DataSettings())
 
     @classmethod
     def settings_customise_sources(

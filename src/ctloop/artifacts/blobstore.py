@@ -174,7 +174,8 @@ class _FsspecFS:
 
     def open(self, key: str) -> IO[bytes]:
         try:
-            return self.fs.open(self.url(key), "rb")  # type: ignore[no-any-return]
+            f: IO[bytes] = self.fs.open(self.url(key), "rb")
+            return f
         except FileNotFoundError:
             raise NotFound(f"no object {key} in the artifact store {self.root}") from None
 
@@ -382,6 +383,10 @@ class BlobStore:
         means the whole folder is present and re-adding it copies nothing.
         """
         root = Path(path)
+        if not root.is_dir():
+            if root.exists():
+                raise InvalidInput(f"{str(path)!r} is not a folder; store a file with put_file")
+            raise NotFound(f"no such folder: {str(path)!r}")
         files: list[tuple[str, str, os.stat_result]] = []
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
@@ -394,6 +399,9 @@ class BlobStore:
                 if not stat_mod.S_ISREG(st.st_mode):
                     continue
                 rel = Path(full).relative_to(root).as_posix()
+                # Refuse now what read_manifest would refuse later (e.g. a '\\' in a name),
+                # rather than store a folder that can never be read back.
+                check_relative_path(rel, f"file name in folder {str(path)!r}")
                 files.append((rel, full, st))
 
         cached: list[str | None] = (

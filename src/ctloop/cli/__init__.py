@@ -81,7 +81,11 @@ def main(argv: list[str] | None = None) -> None:
         console_err.print("aborted")
         sys.exit(1)
     except typer.exceptions.TyperException as exc:  # usage errors: Typer's bundled click
-        exc.show()
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            console_err.print(str(exc))
         sys.exit(getattr(exc, "exit_code", 2))
     except Exception as exc:  # anything else is a bug, but still one line, no traceback
         if isinstance(exc, OSError):

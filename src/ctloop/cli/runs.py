@@ -104,8 +104,8 @@ def show(
     for title, items in (("params", r.params), ("tags", r.tags)):
         if items:
             table = Table(title, "value", box=None)
-            for k, v in sorted(items.items()):
-                table.add_row(k, v)
+            for key, text in sorted(items.items()):
+                table.add_row(key, text)
             console.print(table)
     if r.metrics:
         table = Table("metric", "latest", box=None)

@@ -115,8 +115,9 @@ class RunsAPI:
         clean_tags = {check.key(k, "tag"): check.tag_value(k, v) for k, v in (tags or {}).items()}
         source: dict[str, Any] = env.code_version() if capture_code else {}
         source["entry_point"] = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else None
-        row = {
-            "id": new_id(),
+        run_id = new_id()
+        row: dict[str, Any] = {
+            "id": run_id,
             "name": run_name,
             "status": RunStatus.RUNNING.value,
             "start_time": now_ms(),
@@ -129,7 +130,7 @@ class RunsAPI:
         with self._ctx.db.write() as conn:
             row["experiment_id"] = experiments_repo.get_or_create(conn, experiment)["id"]
             repo.create(conn, row, clean_tags)
-        return self.get(row["id"])
+        return self.get(run_id)
 
     def end(
         self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, error: str | None = None
@@ -178,7 +179,7 @@ class RunsAPI:
         if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"invalid limit {limit!r}: use an integer from 1 to {MAX_PAGE}")
         clauses = parse_filter(filter)
-        order = parse_order_by(list(order_by) if isinstance(order_by, list | tuple) else order_by)
+        order = parse_order_by(order_by if isinstance(order_by, str | None) else list(order_by))
         offset = _decode_token(page_token)
         with self._ctx.db.read() as conn:
             ids: list[str] | None = None

@@ -14,23 +14,23 @@ from ctloop.store.tables import experiments, latest_metrics, params, runs, tags
 
 def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
     if op == "=":
-        return column == value  # type: ignore[no-any-return]
+        return column == value
     if op == "!=":
-        return column != value  # type: ignore[no-any-return]
+        return column != value
     if op == "<":
-        return column < value  # type: ignore[no-any-return]
+        return column < value
     if op == "<=":
-        return column <= value  # type: ignore[no-any-return]
+        return column <= value
     if op == ">":
-        return column > value  # type: ignore[no-any-return]
+        return column > value
     if op == ">=":
-        return column >= value  # type: ignore[no-any-return]
+        return column >= value
     if op == "LIKE":
-        return column.like(value)  # type: ignore[no-any-return]
+        return column.like(value)
     if op == "ILIKE":
-        return column.ilike(value)  # type: ignore[no-any-return]
+        return column.ilike(value)
     if op == "IN":
-        return column.in_(list(value))  # type: ignore[no-any-return]
+        return column.in_(list(value))
     if op == "NOT IN":
         return not_(column.in_(list(value)))
     raise AssertionError(op)  # the parser admits no other operator
