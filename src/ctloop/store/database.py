@@ -183,10 +183,15 @@ class Database:
             with self.read() as conn:
                 tables = set(inspect(conn).get_table_names())
             if tables - {"alembic_version"}:
-                raise StoreError(
-                    f"the database {self!r} holds tables but no ctloop schema version; "
-                    "point CTLOOP_STORE at an empty database or a ctloop store"
-                )
+                # Either a foreign database, or another process created the store between
+                # the two reads (its tables and version row commit together): look again.
+                current = self.current_revision()
+                if current is None:
+                    raise StoreError(
+                        f"the database {self!r} holds tables but no ctloop schema version; "
+                        "point CTLOOP_STORE at an empty database or a ctloop store"
+                    )
+        if current is None:
             if not create:
                 raise StoreOutdated(f"the store {self!r} is empty; run: ctloop db upgrade")
             self.upgrade()
