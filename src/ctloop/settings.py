@@ -45,7 +45,13 @@ class TrackingSettings(BaseModel):
 class DataSettings(BaseModel):
     """How datasets are hashed and stored."""
 
-    hash_workers: int = Field(default_factory=lambda: min(16, (os.cpu_count() or 2) * 4), ge=1)
+    hash_workers: int | None = Field(
+        None,
+        ge=1,
+        description="threads that hash and store files (default: one per core for a local "
+        "store, where more only contend for the same folders; 16 for S3, which waits on the "
+        "network)",
+    )
     progress: bool = True
 
 

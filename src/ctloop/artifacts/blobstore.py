@@ -83,38 +83,53 @@ class _LocalFS:
     def __init__(self, root: str) -> None:
         self.root = Path(root)
         self.tmp = self.root / "tmp"
+        self._root = str(self.root)
+        self._made: set[str] = set()  # folders known to exist: no mkdir per object
 
     def url(self, key: str) -> str:
-        return str(self.root / key)
+        return os.path.join(self._root, key)
 
     def exists(self, key: str) -> bool:
-        return os.path.exists(self.root / key)
+        return os.path.exists(os.path.join(self._root, key))
 
     def size(self, key: str) -> int:
         try:
-            return os.stat(self.root / key).st_size
+            return os.stat(os.path.join(self._root, key)).st_size
         except FileNotFoundError:
             raise NotFound(f"no object {key} in the artifact store {self.root}") from None
 
+    def _mkdir(self, folder: str) -> None:
+        if folder not in self._made:
+            os.makedirs(folder, exist_ok=True)
+            self._made.add(folder)
+
     def _tmp_name(self) -> Path:
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        self._mkdir(str(self.tmp))
         return self.tmp / f"{uuid.uuid4().hex}.part"
 
-    def _publish(self, tmp: Path, key: str) -> None:
-        final = self.root / key
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(tmp, 0o444)  # objects are immutable; guard against in-place edits
+    def _publish(self, tmp: Path, key: str, *, chmod: bool = True) -> None:
+        final = os.path.join(self._root, key)
+        self._mkdir(os.path.dirname(final))
+        if chmod:
+            os.chmod(tmp, 0o444)  # objects are immutable; guard against in-place edits
         os.replace(tmp, final)
 
     def put_bytes(self, data: bytes, key: str) -> None:
         tmp = self._tmp_name()
         try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            self._publish(tmp, key)
-        finally:
+            # created read-only at once (the open descriptor may still write)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            self._publish(tmp, key, chmod=False)
+        except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+            raise
 
     def copy_to_tmp(self, src: str) -> Path:
         tmp = self._tmp_name()
@@ -388,6 +403,7 @@ class BlobStore:
                 raise InvalidInput(f"{str(path)!r} is not a folder; store a file with put_file")
             raise NotFound(f"no such folder: {str(path)!r}")
         files: list[tuple[str, str, os.stat_result]] = []
+        prefix = len(os.path.join(str(root), ""))
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
             for name in sorted(filenames):
@@ -398,10 +414,14 @@ class BlobStore:
                     continue  # vanished (or a dangling symlink) between listing and stat
                 if not stat_mod.S_ISREG(st.st_mode):
                     continue
-                rel = Path(full).relative_to(root).as_posix()
+                rel = full[prefix:]
+                if os.sep != "/":
+                    rel = rel.replace(os.sep, "/")
                 # Refuse now what read_manifest would refuse later (e.g. a '\\' in a name),
-                # rather than store a folder that can never be read back.
-                check_relative_path(rel, f"file name in folder {str(path)!r}")
+                # rather than store a folder that can never be read back. Names from os.walk
+                # hold no '..' or absolute parts, so only the cheap checks remain.
+                if "\\" in rel or "\x00" in rel:
+                    check_relative_path(rel, f"file name in folder {str(path)!r}")
                 files.append((rel, full, st))
 
         cached: list[str | None] = (
@@ -557,7 +577,7 @@ def open_blob_store(settings: Settings) -> BlobStore:
 
     root = settings.artifacts_root()
     cache = HashCache(settings.cache_dir() / "hashes.db")
-    workers = settings.data.hash_workers
+    workers = settings.data.hash_workers or os.cpu_count() or 2
     if "://" not in root:
         return BlobStore(root, hash_cache=cache, workers=workers)
     scheme = root.split("://", 1)[0]
@@ -578,4 +598,9 @@ def open_blob_store(settings: Settings) -> BlobStore:
         fs = s3fs.S3FileSystem(anon=settings.s3.anon, client_kwargs=client_kwargs)
     except Exception as exc:  # s3fs raises many types for bad configuration
         raise StoreError(f"cannot open the artifact store {root!r}: {exc}") from exc
-    return BlobStore(root.replace("s3a://", "s3://"), fs=fs, hash_cache=cache, workers=workers)
+    return BlobStore(
+        root.replace("s3a://", "s3://"),
+        fs=fs,
+        hash_cache=cache,
+        workers=settings.data.hash_workers or 16,
+    )
