@@ -15,9 +15,11 @@ from ctloop.errors import (
     InvalidInput,
     MissingExtraError,
     NotFound,
+    PayloadTooLarge,
     PermissionDenied,
     StoreError,
     StoreOutdated,
+    Unauthenticated,
 )
 
 # class, the built-in it also is (None: only Exception), its parent family, HTTP status
@@ -31,6 +33,8 @@ FAMILIES = [
     (MissingExtraError, ImportError, CtloopError, 501),
     (StoreError, RuntimeError, CtloopError, 503),
     (StoreOutdated, RuntimeError, StoreError, 503),
+    (Unauthenticated, PermissionError, CtloopError, 401),
+    (PayloadTooLarge, ValueError, InvalidInput, 413),
 ]
 
 
@@ -62,7 +66,7 @@ def test_conflict_is_no_value_error() -> None:
 
 
 def test_every_public_error_is_in_the_table() -> None:
-    public = {getattr(errors, name) for name in errors.__all__}
+    public = {getattr(errors, name) for name in errors.__all__ if name != "error_for_code"}
     assert public == {row[0] for row in FAMILIES}
 
 
@@ -117,3 +121,19 @@ def test_public_api_reexports_the_common_families() -> None:
     assert ctloop.NotFound is NotFound
     assert ctloop.InvalidInput is InvalidInput
     assert ctloop.Conflict is Conflict
+
+
+@pytest.mark.parametrize(("cls", "builtin", "parent", "status"), FAMILIES)
+def test_error_codes_map_back_to_the_same_class(
+    cls: type[CtloopError], builtin: type[Exception] | None, parent: type, status: int
+) -> None:
+    # What an HTTP client raises for a server's {"error": {"code", "message"}} body.
+    again = errors.error_for_code(cls.code, "said by the server")
+    assert type(again) is cls
+    assert str(again) == "said by the server"
+
+
+def test_every_family_has_its_own_code() -> None:
+    codes = [row[0].code for row in FAMILIES]
+    assert len(codes) == len(set(codes))
+    assert type(errors.error_for_code("NO_SUCH_CODE", "x")) is CtloopError
