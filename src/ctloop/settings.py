@@ -24,7 +24,14 @@ from pydantic_settings import (
 
 from ctloop.errors import InvalidInput
 
-__all__ = ["S3Settings", "Settings", "TrackingSettings", "DataSettings", "load_settings"]
+__all__ = [
+    "DataSettings",
+    "HttpSettings",
+    "S3Settings",
+    "Settings",
+    "TrackingSettings",
+    "load_settings",
+]
 
 
 class S3Settings(BaseModel):
@@ -55,6 +62,13 @@ class DataSettings(BaseModel):
     progress: bool = True
 
 
+class HttpSettings(BaseModel):
+    """How the HTTP backend talks to a ctloop server (``CTLOOP_STORE=http://…``)."""
+
+    timeout: float = Field(60.0, gt=0, description="seconds before a request gives up")
+    retries: int = Field(3, ge=0, description="retries of idempotent requests on connection errors")
+
+
 class Settings(BaseSettings):
     """The whole configuration of one ctloop process."""
 
@@ -74,9 +88,11 @@ class Settings(BaseSettings):
         None, description="a folder or s3://bucket/prefix (default: next to the store)"
     )
     debug: bool = False
+    token: str | None = Field(None, description="bearer token for a server started with --auth")
     s3: S3Settings = Field(default_factory=lambda: S3Settings())
     tracking: TrackingSettings = Field(default_factory=lambda: TrackingSettings())
     data: DataSettings = Field(default_factory=lambda: DataSettings())
+    http: HttpSettings = Field(default_factory=lambda: HttpSettings())
 
     @classmethod
     def settings_customise_sources(

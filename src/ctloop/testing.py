@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ctloop.client import Client
 
-__all__ = ["store_env", "temporary_store"]
+__all__ = ["running_server", "store_env", "temporary_store"]
 
 _STORE_VARS = ("CTLOOP_STORE", "CTLOOP_ARTIFACTS")
 
@@ -98,3 +98,44 @@ def _make_writable_and_retry(func: Any, path: str, _exc: Any) -> None:
     # delete read-only files, make them writable and try once more.
     os.chmod(path, stat.S_IWRITE | stat.S_IREAD)
     func(path)
+
+
+@contextlib.contextmanager
+def running_server(
+    store: str | os.PathLike[str], *, artifacts: str | None = None, host: str = "127.0.0.1"
+) -> Iterator[str]:
+    """A real ``ctloop server`` (uvicorn) for ``store`` on a free loopback port.
+
+    Yields its base URL (``http://127.0.0.1:PORT``): point ``ctloop.Client(store=url)`` or
+    ``CTLOOP_STORE`` at it. The server stops when the block ends.
+    """
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from ctloop.server import create_app
+    from ctloop.settings import load_settings
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port = int(sock.getsockname()[1])
+    settings = load_settings(store=str(store), artifacts=artifacts)
+    config = uvicorn.Config(
+        create_app(settings), host=host, port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"ctloop-server-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"the test server on port {port} did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from datetime import datetime
-from enum import Enum
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
+
+from ctloop._internal.wire import to_wire
 
 if TYPE_CHECKING:
     from ctloop.client import Client
@@ -48,29 +47,9 @@ def client_from(ctx: typer.Context) -> Client:
     return client
 
 
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_plain(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and value != value:
-        return "NaN"
-    if isinstance(value, float) and value in (float("inf"), float("-inf")):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
 def print_json(value: Any) -> None:
     """Print dataclasses, dicts, lists, datetimes as JSON (NaN/inf as strings)."""
-    sys.stdout.write(json.dumps(_plain(value), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(to_wire(value), indent=2, ensure_ascii=False) + "\n")
 
 
 def fmt_time(value: datetime | None) -> str:

@@ -7,8 +7,9 @@ embedded default creates the store on first use (never at import).
 
 from __future__ import annotations
 
+import importlib
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ctloop.client._local import LocalContext
 from ctloop.errors import InvalidInput
@@ -16,8 +17,10 @@ from ctloop.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from ctloop.artifacts import BlobStore
+    from ctloop.client._http import HttpContext
     from ctloop.client.datasets import DatasetsAPI
     from ctloop.client.experiments import ExperimentsAPI
+    from ctloop.client.models import ModelsAPI
     from ctloop.client.runs import RunsAPI
     from ctloop.store import Database
 
@@ -28,7 +31,8 @@ class Client:
     """Read and write one ctloop store.
 
     Args:
-        store: a folder, ``sqlite:///FILE`` or ``postgresql+psycopg://…``; default
+        store: a folder, ``sqlite:///FILE``, ``postgresql+psycopg://…`` (the local backend)
+            or ``http(s)://host:port`` of a ``ctloop server`` (the HTTP backend); default
             ``CTLOOP_STORE`` or ``./.ctloop``.
         artifacts: a folder or ``s3://bucket/prefix``; default ``CTLOOP_ARTIFACTS`` or the
             store folder's ``artifacts/``.
@@ -46,49 +50,73 @@ class Client:
             settings = load_settings(store=store, artifacts=artifacts)
         elif store is not None or artifacts is not None:
             raise InvalidInput("pass either settings or store/artifacts to Client, not both")
-        url = settings.store_url()
-        if url.startswith(("http://", "https://")):
-            raise InvalidInput(
-                f"store {url!r} is a ctloop server; the HTTP backend is not available in this "
-                "version: point CTLOOP_STORE at a folder, sqlite:///FILE or postgresql+psycopg://"
-            )
         self.settings = settings
-        self._ctx = LocalContext(settings)
-        self._ctx.db.ensure_ready()
+        self.remote = settings.store_url().startswith(("http://", "https://"))
+        self._ctx: LocalContext | HttpContext
+        if self.remote:
+            from ctloop.client._http import HttpContext
+
+            self._ctx = HttpContext(settings)
+        else:
+            self._ctx = LocalContext(settings)
+            self._ctx.db.ensure_ready()
+
+    def _api(self, resource: str, local_class: str) -> Any:
+        """The resource API of this client's backend (``ctloop.client[.http].<resource>``)."""
+        if self.remote:
+            try:
+                module = importlib.import_module(f"ctloop.client.http.{resource}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"ctloop.client.http.{resource}":
+                    raise
+                raise InvalidInput(
+                    f"client.{resource} is not available over HTTP in this version of ctloop; "
+                    "point CTLOOP_STORE at the store itself (a folder or database URL)"
+                ) from None
+            return getattr(module, "Http" + local_class)(self._ctx)
+        module = importlib.import_module(f"ctloop.client.{resource}")
+        return getattr(module, local_class)(self._ctx)
 
     @cached_property
     def experiments(self) -> ExperimentsAPI:
         """Experiments: named groups of runs."""
-        from ctloop.client.experiments import ExperimentsAPI
-
-        return ExperimentsAPI(self._ctx)
+        return self._api("experiments", "ExperimentsAPI")  # type: ignore[no-any-return]
 
     @cached_property
     def runs(self) -> RunsAPI:
         """Runs: create, log to, read and search them."""
-        from ctloop.client.runs import RunsAPI
-
-        return RunsAPI(self._ctx)
+        return self._api("runs", "RunsAPI")  # type: ignore[no-any-return]
 
     @cached_property
     def datasets(self) -> DatasetsAPI:
         """Versioned datasets."""
-        from ctloop.client.datasets import DatasetsAPI
+        return self._api("datasets", "DatasetsAPI")  # type: ignore[no-any-return]
 
-        return DatasetsAPI(self._ctx)
+    @cached_property
+    def models(self) -> ModelsAPI:
+        """The model registry: versions, aliases and their history, lineage, loading."""
+        return self._api("models", "ModelsAPI")  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"Client(store={self.settings.store_url()!r})"
 
+    def _local(self, what: str) -> LocalContext:
+        if not isinstance(self._ctx, LocalContext):
+            raise InvalidInput(
+                f"a client of the ctloop server {self.settings.store_url()} has no {what} of "
+                "its own; use the resource APIs (client.runs, client.datasets, …)"
+            )
+        return self._ctx
+
     @property
     def db(self) -> Database:
-        """The metadata store (for tools; prefer the resource APIs)."""
-        return self._ctx.db
+        """The metadata store (local backend only; prefer the resource APIs)."""
+        return self._local("database").db
 
     @property
     def blobs(self) -> BlobStore:
-        """The artifact store."""
-        return self._ctx.blobs
+        """The artifact store (local backend only)."""
+        return self._local("artifact store").blobs
 
     def close(self) -> None:
         """Release connections and caches."""

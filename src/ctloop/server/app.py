@@ -1,0 +1,50 @@
+"""The app factory: ``create_app(settings)`` → a FastAPI app serving one ctloop store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+import ctloop
+from ctloop.server.errors import install_error_handlers
+from ctloop.server.routers import experiments, health
+
+if TYPE_CHECKING:
+    from ctloop.client import Client
+    from ctloop.settings import Settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, *, client: Client | None = None) -> FastAPI:
+    """A REST server for the store named by ``settings`` (or wrapping ``client``).
+
+    The store is opened in the app's lifespan (so importing or building the app touches no
+    database) and closed at shutdown unless the caller passed its own ``client``.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from ctloop.client import Client
+
+        own = client is None
+        app.state.client = client if client is not None else Client(settings=settings)
+        try:
+            yield
+        finally:
+            if own:
+                app.state.client.close()
+
+    app = FastAPI(
+        title="ctloop",
+        version=ctloop.__version__,
+        summary="Control plane of a ctloop store: experiments, runs, artifacts, datasets.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(experiments.router, prefix=API_PREFIX)
+    return app
