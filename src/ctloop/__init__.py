@@ -19,6 +19,7 @@ _LAZY: dict[str, str] = {
     "DatasetVersion": "ctloop.data.entities",
     "Experiment": "ctloop.tracking.entities",
     "InvalidInput": "ctloop.errors",
+    "ModelVersion": "ctloop.registry.entities",
     "NotFound": "ctloop.errors",
     "Run": "ctloop.tracking.run",
     "RunRecord": "ctloop.tracking.entities",
@@ -26,12 +27,14 @@ _LAZY: dict[str, str] = {
     "add_dataset": "ctloop.data.fluent",
     "end_run": "ctloop.tracking.fluent",
     "get_dataset": "ctloop.data.fluent",
+    "load_model": "ctloop.registry.fluent",
     "log_artifact": "ctloop.tracking.fluent",
     "log_input": "ctloop.tracking.fluent",
     "log_metric": "ctloop.tracking.fluent",
     "log_metrics": "ctloop.tracking.fluent",
     "log_param": "ctloop.tracking.fluent",
     "log_params": "ctloop.tracking.fluent",
+    "register_model": "ctloop.registry.fluent",
     "set_tag": "ctloop.tracking.fluent",
     "set_tags": "ctloop.tracking.fluent",
     "start_run": "ctloop.tracking.fluent",
@@ -44,6 +47,7 @@ __all__ = [
     "DatasetVersion",
     "Experiment",
     "InvalidInput",
+    "ModelVersion",
     "NotFound",
     "Run",
     "RunRecord",
@@ -51,12 +55,14 @@ __all__ = [
     "add_dataset",
     "end_run",
     "get_dataset",
+    "load_model",
     "log_artifact",
     "log_input",
     "log_metric",
     "log_metrics",
     "log_param",
     "log_params",
+    "register_model",
     "set_tag",
     "set_tags",
     "start_run",
@@ -67,6 +73,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ctloop.data.entities import DatasetVersion
     from ctloop.data.fluent import add_dataset, get_dataset
     from ctloop.errors import Conflict, CtloopError, InvalidInput, NotFound
+    from ctloop.registry.entities import ModelVersion
+    from ctloop.registry.fluent import load_model, register_model
     from ctloop.tracking.entities import Experiment, RunRecord
     from ctloop.tracking.fluent import (
         active_run,

@@ -160,3 +160,77 @@ run_inputs = Table(
     Column("context", String(64), nullable=True),  # e.g. training, evaluation
     Column("created_at", BigInteger, nullable=False),
 )
+
+# --- model registry (migration 0002) ------------------------------------------------------
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("description", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),  # last new version or alias move
+)
+
+# Immutable once written: nothing updates a row of this table (tags live beside it).
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("model_id", ID, ForeignKey("registered_models.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    # RESTRICT: a run that produced a registered version keeps its lineage.
+    Column("run_id", ID, ForeignKey("runs.id", ondelete="RESTRICT"), nullable=False),
+    Column("artifact_path", String(1024), nullable=False),
+    Column("package_digest", String(64), nullable=False),  # from run_artifacts, never a caller
+    Column("flavor", String(32), nullable=False),
+    Column("signature", JSON, nullable=True),
+    Column("metrics", JSON, nullable=False),  # the run's latest metrics at registration
+    Column("status", String(16), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(256), nullable=True),
+    UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
+    Index("ix_model_versions_run_id", "run_id"),
+    Index("ix_model_versions_package_digest", "package_digest"),
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("version_id", ID, ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column(
+        "model_id", ID, ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("alias", String(64), primary_key=True),
+    Column("version_id", ID, ForeignKey("model_versions.id", ondelete="RESTRICT"), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_model_aliases_version_id", "version_id"),
+)
+
+# Every alias move, kept forever and never updated: the registry's audit trail.
+alias_events = Table(
+    "alias_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    # RESTRICT: the audit trail outlives nothing it describes.
+    Column("model_id", ID, ForeignKey("registered_models.id", ondelete="RESTRICT"), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("action", String(16), nullable=False),  # set | delete | rollback
+    Column("from_version", Integer, nullable=True),  # NULL: the alias did not exist
+    Column("to_version", Integer, nullable=True),  # NULL: the alias was deleted
+    Column("reason", Text, nullable=True),
+    Column("actor", String(256), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_alias_events_model_alias", "model_id", "alias", "id"),
+)

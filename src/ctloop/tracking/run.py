@@ -106,6 +106,24 @@ class Run:
         """Store a file or folder (content-addressed) under ``name`` within the run."""
         return self._client.runs.log_artifact(self.id, path, name)
 
+    def log_model(
+        self,
+        model: Any,
+        name: str = "model",
+        input_example: Any = None,
+        flavor: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> RunArtifact:
+        """Log ``model`` as a model package (signature, requirements, lineage) named ``name``.
+
+        ``input_example`` (e.g. the training frame) gives the signature: column names,
+        types and nullability. ``flavor`` is detected when None: ``xgboost``, ``lightgbm``,
+        ``sklearn`` (skops) or ``python`` (cloudpickle).
+        """
+        return self._client.runs.log_model(
+            self.id, model, name, input_example=input_example, flavor=flavor, metadata=metadata
+        )
+
     def log_input(
         self, dataset_version: DatasetVersion | str, context: str | None = "training"
     ) -> RunInput:
