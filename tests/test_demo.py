@@ -25,13 +25,23 @@ def test_demo_versions_data_and_tracks_two_models(tmp_path: Path) -> None:
         assert r.status is RunStatus.FINISHED
         assert [i.dataset for i in r.inputs] == ["churn"]
         assert 0.6 < r.metrics["val_auc"] < 1.0
-        assert [a.path for a in r.artifacts] == ["report.json"]
+        assert [a.path for a in r.artifacts] == ["model", "report.json"]
     gbm = result.run_ids["gbm"]
     history = client.runs.metric_history(gbm, "val_auc")
     steps = [m.step for m in history]
     assert steps[:200] == list(range(1, 201)) and steps[200:] == [200]  # curve, then final
     assert result.best in ("baseline", "gbm")
     assert any("runs compare" in line for line in lines)
+    # registered, promoted with a reason, loaded back identical, lineage to the data
+    assert sorted(v.version for v in client.models.versions("churn")) == [1, 2]
+    champion = client.models.get_version("churn@champion")
+    assert champion.version == result.versions[result.best]
+    assert champion.run_id == result.run_ids[result.best]
+    (event,) = client.models.alias_history("churn", "champion")
+    assert event.reason is not None and "val_auc" in event.reason
+    assert result.reloaded_matches
+    lineage = client.models.lineage("churn@champion")
+    assert [(i.dataset, i.version) for i in lineage.inputs] == [("churn", 1)]
 
 
 def test_demo_command_on_a_given_store_reuses_the_dataset_version(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 At this stage: generate a realistic churn data set, version it, train a baseline and a
 gradient-boosted model in tracked runs (params, per-iteration validation metrics, final
-metrics, the dataset version as input, a report artifact), and summarise what happened.
-Later stages extend the same job: register, serve, monitor, retrain, canary, promote.
+metrics, the dataset version as input, a report artifact, the model package), register
+them, make the better one ``churn@champion`` with the reason, load it back by that name
+(digests verified) and print its lineage. Later stages extend the same job: serve,
+monitor, retrain, canary, promote.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class DemoResult:
     run_ids: dict[str, str] = field(default_factory=dict)  # model name -> run id
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     best: str = ""
+    versions: dict[str, int] = field(default_factory=dict)  # model name -> registry version
+    reloaded_matches: bool = False
     seconds: float = 0.0
 
 
@@ -90,7 +94,10 @@ def _baseline(x_train: pd.DataFrame) -> Any:
     return Pipeline([("prep", pre), ("model", LogisticRegression(max_iter=500, C=1.0))])
 
 
-def _train_logreg(run: Any, xt: Any, yt: Any, xv: Any, yv: Any) -> tuple[dict[str, float], int]:
+Trained = tuple[dict[str, float], int, Any]  # final metrics, their step, the fitted model
+
+
+def _train_logreg(run: Any, xt: Any, yt: Any, xv: Any, yv: Any) -> Trained:
     model = _baseline(xt)
     params = {
         "model": "logistic_regression",
@@ -100,13 +107,17 @@ def _train_logreg(run: Any, xt: Any, yt: Any, xv: Any, yv: Any) -> tuple[dict[st
     }
     run.log_params(params)
     model.fit(xt, yt)
-    return {
-        **{f"train_{k}": v for k, v in _scores(yt, model.predict_proba(xt)[:, 1]).items()},
-        **{f"val_{k}": v for k, v in _scores(yv, model.predict_proba(xv)[:, 1]).items()},
-    }, 0
+    return (
+        {
+            **{f"train_{k}": v for k, v in _scores(yt, model.predict_proba(xt)[:, 1]).items()},
+            **{f"val_{k}": v for k, v in _scores(yv, model.predict_proba(xv)[:, 1]).items()},
+        },
+        0,
+        model,
+    )
 
 
-def _train_hgb(run: Any, xt: Any, yt: Any, xv: Any, yv: Any) -> tuple[dict[str, float], int]:
+def _train_hgb(run: Any, xt: Any, yt: Any, xv: Any, yv: Any) -> Trained:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import log_loss, roc_auc_score
 
@@ -140,10 +151,14 @@ def _train_hgb(run: Any, xt: Any, yt: Any, xv: Any, yv: Any) -> tuple[dict[str, 
             best_auc, best_iter = auc, i
     run.log_metric("best_iteration", best_iter)
     # final figures are logged at the last iteration's step, after the per-iteration curve
-    return {
-        **{f"train_{k}": v for k, v in _scores(yt, model.predict_proba(xt)[:, 1]).items()},
-        **{f"val_{k}": v for k, v in _scores(yv, model.predict_proba(xv)[:, 1]).items()},
-    }, model.n_iter_
+    return (
+        {
+            **{f"train_{k}": v for k, v in _scores(yt, model.predict_proba(xt)[:, 1]).items()},
+            **{f"val_{k}": v for k, v in _scores(yv, model.predict_proba(xv)[:, 1]).items()},
+        },
+        model.n_iter_,
+        model,
+    )
 
 
 def run_demo(
@@ -180,6 +195,7 @@ def run_demo(
     xt, yt = _features(train), train[churn.TARGET].to_numpy()
     xv, yv = _features(valid), valid[churn.TARGET].to_numpy()
     result = DemoResult(store=where, dataset=version)
+    models: dict[str, Any] = {}
     for name, train_fn in (("baseline", _train_logreg), ("gbm", _train_hgb)):
         with ctloop.start_run(
             experiment="churn",
@@ -196,8 +212,12 @@ def run_demo(
                     "split": "time-ordered 80/20",
                 }
             )
-            final, last_step = train_fn(run, xt, yt, xv, yv)
+            final, last_step, model = train_fn(run, xt, yt, xv, yv)
             run.log_metrics(final, step=last_step)
+            # the package keeps the signature (inferred from the training frame, so the
+            # nullable columns are known), pinned requirements and lineage
+            run.log_model(model, name="model", input_example=xt)
+            models[name] = model
             report = work / f"report-{name}.json"
             report.write_text(json.dumps({"model": name, "metrics": final}, indent=2))
             run.log_artifact(report, name="report.json")
@@ -208,6 +228,37 @@ def run_demo(
             f"val_f1 {final['val_f1']:.4f}"
         )
     result.best = max(result.metrics, key=lambda m: result.metrics[m]["val_auc"])
+
+    # 3. register both, make the better one champion (with the reason), load it back
+    for name in ("baseline", "gbm"):
+        mv = client.models.register(
+            result.run_ids[name], "model", name="churn", tags={"candidate": name}
+        )
+        result.versions[name] = mv.version
+    champion = result.versions[result.best]
+    best_auc = result.metrics[result.best]["val_auc"]
+    client.models.set_alias(
+        "churn",
+        "champion",
+        champion,
+        reason=f"highest val_auc ({best_auc:.4f}) on the time-ordered holdout of "
+        f"churn@{version.version}",
+    )
+    say(f"registry   churn/{champion} is now churn@champion ({result.best})")
+    loaded = client.models.load("churn@champion")
+    sample = xv.head(200)
+    same = (loaded.predict_proba(sample) == models[result.best].predict_proba(sample)).all()
+    result.reloaded_matches = bool(same)
+    say(
+        f"loaded     churn@champion ({loaded.flavor}), digests verified; predictions on 200 "
+        f"holdout rows {'identical' if same else 'DIFFER'} to the trained model"
+    )
+    lin = client.models.lineage("churn@champion")
+    say(
+        f"lineage    churn/{champion} <- run {lin.run.name} ({lin.run.id[:12]}) <- "
+        + ", ".join(f"{i.dataset}@{i.version}" for i in lin.inputs)
+        + (f" <- git {lin.code.git_commit[:12]}" if lin.code and lin.code.git_commit else "")
+    )
     result.seconds = time.perf_counter() - started
     _summary(client, result, say)
     client.close()
@@ -229,3 +280,5 @@ def _summary(client: Client, result: DemoResult, say: Say) -> None:
     ids = " ".join(result.run_ids.values())
     say(f"  ctloop --store {store} runs compare {ids}")
     say(f"  ctloop --store {store} runs metrics {result.run_ids['gbm']} val_auc")
+    say(f"  ctloop --store {store} models versions churn")
+    say(f"  ctloop --store {store} models lineage churn@champion")
