@@ -28,6 +28,7 @@ __all__ = [
     "DataSettings",
     "HttpSettings",
     "S3Settings",
+    "ServerSettings",
     "Settings",
     "TrackingSettings",
     "load_settings",
@@ -69,6 +70,22 @@ class HttpSettings(BaseModel):
     retries: int = Field(3, ge=0, description="retries of idempotent requests on connection errors")
 
 
+class ServerSettings(BaseModel):
+    """Limits of ``ctloop server`` on what clients may send."""
+
+    max_upload_bytes: int = Field(
+        5 << 30, ge=1, description="largest file object one upload may carry (default 5 GiB)"
+    )
+    max_manifest_bytes: int = Field(
+        64 << 20,
+        ge=1,
+        description="largest folder manifest (parsed in memory; 64 MiB is ~500,000 files)",
+    )
+    max_body_bytes: int = Field(
+        16 << 20, ge=1, description="largest JSON request body (default 16 MiB)"
+    )
+
+
 class Settings(BaseSettings):
     """The whole configuration of one ctloop process."""
 
@@ -93,6 +110,7 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = Field(default_factory=lambda: TrackingSettings())
     data: DataSettings = Field(default_factory=lambda: DataSettings())
     http: HttpSettings = Field(default_factory=lambda: HttpSettings())
+    server: ServerSettings = Field(default_factory=lambda: ServerSettings())
 
     @classmethod
     def settings_customise_sources(

@@ -102,12 +102,17 @@ def _make_writable_and_retry(func: Any, path: str, _exc: Any) -> None:
 
 @contextlib.contextmanager
 def running_server(
-    store: str | os.PathLike[str], *, artifacts: str | None = None, host: str = "127.0.0.1"
+    store: str | os.PathLike[str],
+    *,
+    artifacts: str | None = None,
+    host: str = "127.0.0.1",
+    auth: bool = False,
 ) -> Iterator[str]:
     """A real ``ctloop server`` (uvicorn) for ``store`` on a free loopback port.
 
     Yields its base URL (``http://127.0.0.1:PORT``): point ``ctloop.Client(store=url)`` or
-    ``CTLOOP_STORE`` at it. The server stops when the block ends.
+    ``CTLOOP_STORE`` at it. The server stops when the block ends. With ``auth`` it runs as
+    ``ctloop server --auth``: create tokens with ``Client(store).tokens.create(...)``.
     """
     import socket
     import threading
@@ -123,7 +128,7 @@ def running_server(
         port = int(sock.getsockname()[1])
     settings = load_settings(store=str(store), artifacts=artifacts)
     config = uvicorn.Config(
-        create_app(settings), host=host, port=port, log_level="warning", lifespan="on"
+        create_app(settings, auth=auth), host=host, port=port, log_level="warning", lifespan="on"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"ctloop-server-{port}", daemon=True)

@@ -27,7 +27,7 @@ def test_upgrade_from_0001_keeps_runs_and_adds_the_registry(store_url: str) -> N
             )
         with db.read() as conn:
             assert not REGISTRY_TABLES & set(sa.inspect(conn).get_table_names())
-        assert db.upgrade() == ("0001", "0002")
+        assert db.upgrade("0002") == ("0001", "0002")
         with db.read() as conn:
             assert set(sa.inspect(conn).get_table_names()) >= REGISTRY_TABLES
             names = conn.exec_driver_sql("SELECT name FROM experiments").scalars().all()

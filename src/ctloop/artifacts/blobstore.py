@@ -21,10 +21,11 @@ import json
 import os
 import shutil
 import stat as stat_mod
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +33,31 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ctloop._internal.hashing import CHUNK, canonical_json, is_sha256, sha256_file
 from ctloop._internal.names import check_relative_path
-from ctloop.errors import IntegrityError, InvalidInput, MissingExtraError, NotFound, StoreError
+from ctloop.errors import (
+    Conflict,
+    IntegrityError,
+    InvalidInput,
+    MissingExtraError,
+    NotFound,
+    PayloadTooLarge,
+    StoreError,
+)
 
 if TYPE_CHECKING:
     from ctloop.artifacts.hashcache import HashCache
     from ctloop.settings import Settings
 
-__all__ = ["BlobStore", "DirEntry", "StoredObject", "open_blob_store"]
+__all__ = [
+    "BlobStore",
+    "DirEntry",
+    "ObjectUpload",
+    "Scan",
+    "ScannedFile",
+    "StoredObject",
+    "open_blob_store",
+    "parse_manifest",
+    "scan",
+]
 
 Progress = Callable[[int], None]
 SMALL_FILE = 4 << 20  # read whole, hash and write in one pass below this size
@@ -72,6 +91,157 @@ def manifest_bytes(entries: list[DirEntry]) -> bytes:
     """The canonical manifest of a folder: entries sorted by path, canonical JSON."""
     ordered = sorted(entries, key=lambda e: e.path)
     return canonical_json([e.as_json() for e in ordered])
+
+
+def parse_manifest(
+    raw: bytes, digest: str, *, malformed: type[InvalidInput] = IntegrityError
+) -> list[DirEntry]:
+    """The entries of manifest bytes, each path checked to stay inside the folder.
+
+    Raises:
+        IntegrityError: (or ``malformed``) when ``raw`` is not a list of entries.
+        InvalidInput: for a path that could escape the folder or a malformed digest.
+    """
+    try:
+        items = json.loads(raw)
+        if not isinstance(items, list):
+            raise TypeError("not a list")
+        entries = [DirEntry(str(i["path"]), str(i["sha256"]), int(i["size"])) for i in items]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise malformed(f"folder object {digest} is not a valid manifest: {exc}") from exc
+    for e in entries:
+        check_relative_path(e.path, "path in a folder manifest")
+        BlobStore.key(e.sha256)
+    return entries
+
+
+def _walk_folder(root: Path, shown: str) -> list[tuple[str, str, os.stat_result]]:
+    """The regular files under ``root`` as (relative POSIX path, full path, stat), sorted."""
+    files: list[tuple[str, str, os.stat_result]] = []
+    prefix = len(os.path.join(str(root), ""))
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            try:
+                st = os.stat(full)
+            except FileNotFoundError:
+                continue  # vanished (or a dangling symlink) between listing and stat
+            if not stat_mod.S_ISREG(st.st_mode):
+                continue
+            rel = full[prefix:]
+            if os.sep != "/":
+                rel = rel.replace(os.sep, "/")
+            # Refuse now what read_manifest would refuse later (e.g. a '\\' in a name),
+            # rather than store a folder that can never be read back. Names from os.walk
+            # hold no '..' or absolute parts, so only the cheap checks remain.
+            if "\\" in rel or "\x00" in rel:
+                check_relative_path(rel, f"file name in folder {shown!r}")
+            files.append((rel, full, st))
+    return files
+
+
+def _folder_or_raise(root: Path, shown: str) -> None:
+    if not root.is_dir():
+        if root.exists():
+            raise InvalidInput(f"{shown!r} is not a folder; store a file with put_file")
+        raise NotFound(f"no such folder: {shown!r}")
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    """One file found by :func:`scan`: where it is here and what the store would call it."""
+
+    path: str  # relative path in the folder (a single file: its name)
+    source: str  # the file on this machine
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What a file or folder would be stored as, computed without storing anything."""
+
+    digest: str
+    kind: str  # "file" | "dir"
+    size: int
+    files: tuple[ScannedFile, ...]
+    manifest: bytes | None = None  # a folder's manifest (its digest is ``digest``)
+
+    @property
+    def file_count(self) -> int:
+        return len(self.files)
+
+
+def scan(
+    path: str | os.PathLike[str],
+    *,
+    hash_cache: HashCache | None = None,
+    workers: int = 1,
+    progress: Progress | None = None,
+) -> Scan:
+    """Hash a file or folder the way the store would, without storing it.
+
+    Files known to ``hash_cache`` (unchanged inode, size and mtime) are not read; the
+    others are hashed in ``workers`` threads and remembered. This is the first step of an
+    upload to a remote store: the digests say which objects the other side lacks.
+
+    Raises:
+        NotFound: when ``path`` does not exist.
+        InvalidInput: when it is neither a regular file nor a folder.
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise NotFound(f"no such file or folder: {str(path)!r}") from None
+    if stat_mod.S_ISDIR(st.st_mode):
+        files = _walk_folder(p, str(path))
+    elif stat_mod.S_ISREG(st.st_mode):
+        files = [(p.name, str(p), st)]
+    else:
+        raise InvalidInput(f"{str(path)!r} is neither a regular file nor a folder")
+    digests: list[str | None] = (
+        hash_cache.lookup(st for _, _, st in files)
+        if hash_cache is not None
+        else [None] * len(files)
+    )
+    sizes = [st.st_size for _, _, st in files]
+    todo = [i for i, d in enumerate(digests) if d is None]
+    if progress:
+        progress(sum(sizes[i] for i, d in enumerate(digests) if d is not None))
+    started = time.time_ns()
+
+    def one(i: int) -> None:
+        digests[i], sizes[i] = sha256_file(files[i][1])
+        if progress:
+            progress(sizes[i])
+
+    if len(todo) > 1 and workers > 1:
+        with ThreadPoolExecutor(workers, thread_name_prefix="ctloop-scan") as pool:
+            list(pool.map(one, todo))
+    else:
+        for i in todo:
+            one(i)
+    if hash_cache is not None and todo:
+        # A file whose size moved while it was read changed under us: not worth remembering.
+        fresh = [
+            (files[i][2], d)
+            for i in todo
+            if (d := digests[i]) is not None and sizes[i] == files[i][2].st_size
+        ]
+        hash_cache.remember(fresh, hashed_ns=started)
+    found = tuple(
+        ScannedFile(rel, full, d, size)
+        for (rel, full, _), d, size in zip(files, digests, sizes, strict=True)
+        if d is not None
+    )
+    if not stat_mod.S_ISDIR(st.st_mode):
+        (only,) = found
+        return Scan(only.sha256, "file", only.size, found)
+    data = manifest_bytes([DirEntry(f.path, f.sha256, f.size) for f in found])
+    total = sum(f.size for f in found)
+    return Scan(hashlib.sha256(data).hexdigest(), "dir", total, found, data)
 
 
 # --- file systems -------------------------------------------------------------------------
@@ -398,32 +568,8 @@ class BlobStore:
         means the whole folder is present and re-adding it copies nothing.
         """
         root = Path(path)
-        if not root.is_dir():
-            if root.exists():
-                raise InvalidInput(f"{str(path)!r} is not a folder; store a file with put_file")
-            raise NotFound(f"no such folder: {str(path)!r}")
-        files: list[tuple[str, str, os.stat_result]] = []
-        prefix = len(os.path.join(str(root), ""))
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for name in sorted(filenames):
-                full = os.path.join(dirpath, name)
-                try:
-                    st = os.stat(full)
-                except FileNotFoundError:
-                    continue  # vanished (or a dangling symlink) between listing and stat
-                if not stat_mod.S_ISREG(st.st_mode):
-                    continue
-                rel = full[prefix:]
-                if os.sep != "/":
-                    rel = rel.replace(os.sep, "/")
-                # Refuse now what read_manifest would refuse later (e.g. a '\\' in a name),
-                # rather than store a folder that can never be read back. Names from os.walk
-                # hold no '..' or absolute parts, so only the cheap checks remain.
-                if "\\" in rel or "\x00" in rel:
-                    check_relative_path(rel, f"file name in folder {str(path)!r}")
-                files.append((rel, full, st))
-
+        _folder_or_raise(root, str(path))
+        files = _walk_folder(root, str(path))
         cached: list[str | None] = (
             self.hash_cache.lookup(st for _, _, st in files)
             if self.hash_cache is not None
@@ -469,6 +615,129 @@ class BlobStore:
             self._fs.put_bytes(data, key)
         return StoredObject(digest, "dir", total, len(done), existed)
 
+    # --- receiving (a server taking objects from remote clients) -----------------------
+
+    def receive(self, digest: str, *, max_bytes: int | None = None) -> ObjectUpload:
+        """Begin receiving the file object ``digest`` in pieces (see :class:`ObjectUpload`)."""
+        return ObjectUpload(self, digest, max_bytes)
+
+    def put_stream(
+        self, digest: str, chunks: Iterable[bytes], *, max_bytes: int | None = None
+    ) -> StoredObject:
+        """Store the bytes of ``chunks`` as ``digest``, only if they hash to it.
+
+        Raises:
+            IntegrityError: the bytes hash to another digest (nothing is stored).
+            PayloadTooLarge: more than ``max_bytes`` arrived (nothing is stored).
+        """
+        with self.receive(digest, max_bytes=max_bytes) as upload:
+            for chunk in chunks:
+                upload.write(chunk)
+            return upload.commit()
+
+    def put_manifest(self, digest: str, data: bytes) -> StoredObject:
+        """Store a folder object received from elsewhere, once every check passes.
+
+        The bytes must hash to ``digest`` and be a canonical manifest (sorted entries,
+        canonical JSON) of safe relative paths, each naming a file object this store
+        already holds with the size the entry claims, so an existing ``.dir`` object still
+        means the whole folder is present.
+
+        Raises:
+            IntegrityError: the bytes hash to another digest, or an entry's size is not its
+                object's size.
+            InvalidInput: not a canonical manifest, or an unsafe or duplicate path.
+            Conflict: entries name file objects the store lacks (the message lists them).
+        """
+        key = self.key(digest, "dir")
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise IntegrityError(
+                f"the manifest received as folder object {digest} hashes to {actual}; "
+                "nothing was stored"
+            )
+        entries = parse_manifest(data, digest, malformed=InvalidInput)
+        if manifest_bytes(entries) != data:
+            raise InvalidInput(
+                f"folder object {digest} is not a canonical manifest: entries must be sorted "
+                "by path, each exactly {path, sha256, size}, in canonical JSON"
+            )
+        paths = {e.path for e in entries}
+        if len(paths) != len(entries):
+            raise InvalidInput(f"folder object {digest} lists a path more than once")
+        for e in entries:
+            if e.size < 0:
+                raise InvalidInput(f"folder object {digest}: {e.path!r} has a negative size")
+            parent = e.path.rpartition("/")[0]
+            while parent:
+                if parent in paths:
+                    raise InvalidInput(
+                        f"folder object {digest} lists {parent!r} both as a file and as a folder"
+                    )
+                parent = parent.rpartition("/")[0]
+        sizes = self.object_sizes({e.sha256 for e in entries})
+        absent = sorted(d for d, size in sizes.items() if size is None)
+        if absent:
+            shown = ", ".join(absent[:10]) + (
+                f" and {len(absent) - 10} more" if len(absent) > 10 else ""
+            )
+            raise Conflict(
+                f"folder object {digest} refers to {len(absent)} file object(s) this store "
+                f"does not hold: {shown}; upload them first"
+            )
+        for e in entries:
+            if sizes[e.sha256] != e.size:
+                raise IntegrityError(
+                    f"folder object {digest} says {e.path!r} has {e.size} bytes but object "
+                    f"{e.sha256} holds {sizes[e.sha256]}; nothing was stored"
+                )
+        existed = self._fs.exists(key)
+        if not existed:
+            self._fs.put_bytes(data, key)
+        return StoredObject(digest, "dir", sum(e.size for e in entries), len(entries), existed)
+
+    def object_sizes(self, digests: Iterable[str], kind: str = "file") -> dict[str, int | None]:
+        """The size of each object of ``kind``, None for those the store does not hold."""
+        keys = {d: self.key(d, kind) for d in digests}
+
+        def one(key: str) -> int | None:
+            try:
+                return self._fs.size(key)
+            except NotFound:
+                return None
+
+        if isinstance(self._fs, _LocalFS) or len(keys) < 2:
+            return {d: one(k) for d, k in keys.items()}
+        # Remote stores: one round trip each, so many at once.
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="ctloop-stat") as pool:
+            return dict(zip(keys, pool.map(one, keys.values()), strict=True))
+
+    def missing(self, objects: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Those of ``objects`` (digest, kind) the store does not hold, in the given order."""
+        wanted = list(dict.fromkeys(objects))
+        for digest, kind in wanted:
+            if kind not in ("file", "dir"):
+                raise InvalidInput(f"invalid object kind {kind!r}: use 'file' or 'dir'")
+            self.key(digest, kind)
+        found: dict[tuple[str, str], int | None] = {}
+        for kind in ("file", "dir"):
+            sizes = self.object_sizes([d for d, k in wanted if k == kind], kind)
+            found.update({(d, kind): size for d, size in sizes.items()})
+        return [o for o in wanted if found[o] is None]
+
+    def stat(self, digest: str, kind: str = "file") -> StoredObject:
+        """Size and file count of a stored object, from the store itself.
+
+        Raises:
+            NotFound: the store holds no such object.
+        """
+        if kind == "dir":
+            entries = self.read_manifest(digest)
+            return StoredObject(digest, "dir", sum(e.size for e in entries), len(entries), True)
+        if kind != "file":
+            raise InvalidInput(f"invalid object kind {kind!r}: use 'file' or 'dir'")
+        return StoredObject(digest, "file", self.size(digest), 1, True)
+
     # --- reading ------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -493,16 +762,7 @@ class BlobStore:
 
     def read_manifest(self, digest: str, *, verify: bool = True) -> list[DirEntry]:
         """The entries of a folder object, each path checked to stay inside the folder."""
-        raw = self.read_bytes(digest, verify=verify, kind="dir")
-        try:
-            items = json.loads(raw)
-            entries = [DirEntry(str(i["path"]), str(i["sha256"]), int(i["size"])) for i in items]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(f"folder object {digest} is not a valid manifest: {exc}") from exc
-        for e in entries:
-            check_relative_path(e.path, "path in a folder manifest")
-            self.key(e.sha256)
-        return entries
+        return parse_manifest(self.read_bytes(digest, verify=verify, kind="dir"), digest)
 
     def verify(self, digest: str, kind: str | None = None) -> None:
         """Raise :class:`IntegrityError` unless the object (and a folder's files) hash right."""
@@ -569,6 +829,95 @@ class BlobStore:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+
+
+class ObjectUpload:
+    """A file object arriving in pieces, e.g. the body of an HTTP upload.
+
+    The bytes go to a temporary file while they are hashed; :meth:`commit` publishes them
+    under their digest only when they hash to the digest announced at the start, so no
+    client can store bytes under a name they do not have. Anything else (a wrong digest,
+    too many bytes, :meth:`abort`, leaving the ``with`` block) removes the temporary file.
+    """
+
+    def __init__(self, store: BlobStore, digest: str, max_bytes: int | None = None) -> None:
+        self.digest = digest
+        self.key = store.key(digest)
+        self.size = 0
+        self._store = store
+        self._max = max_bytes
+        self._hash = hashlib.sha256()
+        fs = store._fs
+        if isinstance(fs, _LocalFS):
+            self._tmp = fs._tmp_name()  # beside the objects: the publish is a rename
+            self._file = open(self._tmp, "xb")  # noqa: SIM115 - closed by commit or abort
+        else:
+            fd, name = tempfile.mkstemp(prefix="ctloop-upload-", suffix=".part")
+            self._tmp = Path(name)
+            self._file = os.fdopen(fd, "wb")
+        self._open = True
+
+    def write(self, data: bytes) -> None:
+        """Take the next piece.
+
+        Raises:
+            PayloadTooLarge: over ``max_bytes`` in all (the upload is aborted).
+        """
+        if not self._open:
+            raise StoreError(f"the upload of object {self.digest} is already finished")
+        self.size += len(data)
+        if self._max is not None and self.size > self._max:
+            self.abort()
+            raise PayloadTooLarge(
+                f"object {self.digest} is larger than the limit of {self._max} bytes; "
+                "nothing was stored"
+            )
+        self._hash.update(data)
+        self._file.write(data)
+
+    def commit(self) -> StoredObject:
+        """Publish the object if its bytes hash to its digest.
+
+        Raises:
+            IntegrityError: they hash to something else (nothing is stored).
+        """
+        if not self._open:
+            raise StoreError(f"the upload of object {self.digest} is already finished")
+        try:
+            self._file.close()
+            actual = self._hash.hexdigest()
+            if actual != self.digest:
+                raise IntegrityError(
+                    f"the bytes received as object {self.digest} hash to {actual}: the upload "
+                    "was corrupted or announced the wrong digest; nothing was stored"
+                )
+            fs = self._store._fs
+            existed = fs.exists(self.key)
+            if not existed:
+                if isinstance(fs, _LocalFS):
+                    fs.put_tmp(self._tmp, self.key)
+                else:
+                    fs.put_file(str(self._tmp), self.key)
+            return StoredObject(self.digest, "file", self.size, 1, existed)
+        finally:
+            self._open = False
+            with contextlib.suppress(FileNotFoundError):
+                self._tmp.unlink()
+
+    def abort(self) -> None:
+        """Drop what arrived so far (nothing is stored); harmless when already finished."""
+        if not self._open:
+            return
+        self._open = False
+        self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._tmp.unlink()
+
+    def __enter__(self) -> ObjectUpload:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
 
 
 def open_blob_store(settings: Settings) -> BlobStore:

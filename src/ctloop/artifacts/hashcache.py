@@ -12,6 +12,7 @@ import os
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,20 +26,45 @@ class HashCache:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._broken = False
 
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS hashes (dev INTEGER, ino INTEGER, size INTEGER,"
-                " mtime_ns INTEGER, digest TEXT, hashed_ns INTEGER, PRIMARY KEY (dev, ino))"
-            )
-            conn.commit()
-            self._conn = conn
+    def _db(self) -> sqlite3.Connection | None:
+        """The cache database, or None when it cannot be opened (the cache is only a
+        speed-up: without it files are simply hashed again)."""
+        if self._conn is None and not self._broken:
+            try:
+                self._conn = self._open()
+            except sqlite3.Error as exc:
+                self._broken = True
+                warnings.warn(
+                    f"ctloop's hash cache {self.path} is unusable ({exc}); files will be "
+                    "hashed again on every add",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
         return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        # Switching to WAL needs a moment of exclusive access: several processes opening a
+        # new cache at once can see "database is locked" despite the busy timeout.
+        for attempt in range(50):
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS hashes (dev INTEGER, ino INTEGER, size INTEGER,"
+                    " mtime_ns INTEGER, digest TEXT, hashed_ns INTEGER, PRIMARY KEY (dev, ino))"
+                )
+                conn.commit()
+                return conn
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    conn.close()
+                    raise
+                time.sleep(0.05 + 0.01 * attempt)
+        raise AssertionError("unreachable")
 
     def lookup(self, stats: Iterable[os.stat_result]) -> list[str | None]:
         """The cached digest for each stat result, or None where unknown or stale."""
@@ -47,6 +73,8 @@ class HashCache:
             return []
         with self._lock:
             db = self._db()
+            if db is None:
+                return [None] * len(items)
             found: dict[tuple[int, int], tuple[int, int, str, int]] = {}
             keys = sorted({(st.st_dev, st.st_ino) for st in items})
             for i in range(0, len(keys), 500):
@@ -86,6 +114,8 @@ class HashCache:
             return
         with self._lock:
             db = self._db()
+            if db is None:
+                return
             db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)", rows)
             db.commit()
 

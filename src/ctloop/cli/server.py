@@ -28,10 +28,31 @@ def _is_loopback(host: str) -> bool:
             return False
 
 
+def bind_refusal(host: str, *, auth: bool, insecure: bool) -> str | None:
+    """Why ``ctloop server`` must not bind ``host`` with these flags, or None if it may.
+
+    Without authentication only a loopback address is safe: anyone who can reach any other
+    could read and change the store. ``--auth`` or ``--insecure`` lifts the refusal.
+    """
+    if auth or insecure or _is_loopback(host):
+        return None
+    return (
+        f"refusing to serve {host!r} without authentication: anyone who can reach it could "
+        "read and change the store; bind 127.0.0.1, pass --auth (and give clients a token "
+        "from: ctloop tokens create), or pass --insecure if a proxy guards it"
+    )
+
+
 def server(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
     port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port to listen on."),
+    auth: bool = typer.Option(
+        False,
+        "--auth",
+        help="Require 'Authorization: Bearer TOKEN' on every request but /healthz "
+        "(tokens from: ctloop tokens create).",
+    ),
     insecure: bool = typer.Option(
         False, "--insecure", help="Allow binding a non-loopback address without authentication."
     ),
@@ -42,11 +63,9 @@ def server(
         import uvicorn
     except ImportError:
         fail("the server needs its extra; install it with: pip install 'ctloop[server]'")
-    if not _is_loopback(host) and not insecure:
-        fail(
-            f"refusing to serve {host!r} without authentication: anyone who can reach it could "
-            "read and change the store; bind 127.0.0.1, or pass --insecure if a proxy guards it"
-        )
+    refusal = bind_refusal(host, auth=auth, insecure=insecure)
+    if refusal is not None:
+        fail(refusal)
     from ctloop.server import create_app
     from ctloop.settings import load_settings
 
@@ -54,5 +73,15 @@ def server(
     settings = load_settings(store=root.get("store"), artifacts=root.get("artifacts"))
     if settings.store_url().startswith(("http://", "https://")):
         fail("the server serves a store, not another server: set --store to a folder or database")
-    console_err.print(f"serving {settings.store_url()} at http://{host}:{port}/api/v1")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    if auth:
+        from ctloop.client import Client
+
+        with Client(settings=settings) as client:
+            if not any(t.active for t in client.tokens.list()):
+                console_err.print(
+                    "warning: the store has no active token yet, so every request but /healthz "
+                    "will be refused; create one with: ctloop tokens create --scope read"
+                )
+    mode = "with token authentication" if auth else "without authentication"
+    console_err.print(f"serving {settings.store_url()} at http://{host}:{port}/api/v1 ({mode})")
+    uvicorn.run(create_app(settings, auth=auth), host=host, port=port, log_level=log_level)

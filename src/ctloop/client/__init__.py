@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ctloop.client.experiments import ExperimentsAPI
     from ctloop.client.models import ModelsAPI
     from ctloop.client.runs import RunsAPI
+    from ctloop.client.tokens import TokensAPI
     from ctloop.store import Database
 
 __all__ = ["Client"]
@@ -80,22 +81,34 @@ class Client:
     @cached_property
     def experiments(self) -> ExperimentsAPI:
         """Experiments: named groups of runs."""
-        return self._api("experiments", "ExperimentsAPI")  # type: ignore[no-any-return]
+        return self._api("experiments", "ExperimentsAPI")
 
     @cached_property
     def runs(self) -> RunsAPI:
         """Runs: create, log to, read and search them."""
-        return self._api("runs", "RunsAPI")  # type: ignore[no-any-return]
+        return self._api("runs", "RunsAPI")
 
     @cached_property
     def datasets(self) -> DatasetsAPI:
         """Versioned datasets."""
-        return self._api("datasets", "DatasetsAPI")  # type: ignore[no-any-return]
+        return self._api("datasets", "DatasetsAPI")
 
     @cached_property
     def models(self) -> ModelsAPI:
         """The model registry: versions, aliases and their history, lineage, loading."""
-        return self._api("models", "ModelsAPI")  # type: ignore[no-any-return]
+        return self._api("models", "ModelsAPI")
+
+    @cached_property
+    def tokens(self) -> TokensAPI:
+        """API tokens for ``ctloop server --auth`` (local backend only)."""
+        if self.remote:
+            raise InvalidInput(
+                f"tokens are managed where the store is, not through the server "
+                f"{self.settings.store_url()}; point CTLOOP_STORE (or --store) at the folder or "
+                "database that server serves, e.g.: ctloop --store ./.ctloop tokens list"
+            )
+        tokens: TokensAPI = self._api("tokens", "TokensAPI")
+        return tokens
 
     def __repr__(self) -> str:
         return f"Client(store={self.settings.store_url()!r})"

@@ -16,14 +16,15 @@ from ctloop._internal.ids import ms_to_datetime
 from ctloop._internal.names import check_name
 from ctloop.data.entities import Dataset, DatasetVersion
 from ctloop.data.refs import parse_ref
-from ctloop.errors import InvalidInput, NotFound
+from ctloop.errors import Conflict, InvalidInput, NotFound
 from ctloop.store import datasets as store
 
 if TYPE_CHECKING:
+    from ctloop.artifacts import StoredObject
     from ctloop.client._local import LocalContext
     from ctloop.data.diff import DatasetDiff
 
-__all__ = ["DatasetsAPI"]
+__all__ = ["DatasetsAPI", "version_not_in_store"]
 
 Progress = Callable[[int], None]
 
@@ -61,6 +62,14 @@ def _version(row: dict[str, Any], *, is_new: bool = False) -> DatasetVersion:
         profile=row["profile"],
         created_by=row["created_by"],
         is_new=is_new,
+    )
+
+
+def version_not_in_store(version: DatasetVersion) -> NotFound:
+    """The error for a :class:`DatasetVersion` (from another store?) that this one lacks."""
+    return NotFound(
+        f"dataset version {version.ref} (id {version.id}) is not in this store; "
+        f"list versions with: ctloop data show {version.name}"
     )
 
 
@@ -105,6 +114,89 @@ class DatasetsAPI:
         if pointer:
             pointer_path(source)  # fail before storing anything if it cannot be placed
         stored = self._ctx.blobs.put(source, progress=progress)
+
+        def profile(fmt: str) -> dict[str, Any]:
+            table = profile_data(source, fmt)
+            return {"row_count": table.row_count, "schema": table.schema, "profile": table.profile}
+
+        version = self._add_version(
+            name,
+            stored,
+            description=description,
+            source_path=os.path.abspath(source),
+            created_by=current_user(),
+            format_of=lambda: detect_format(source),
+            profile=profile,
+        )
+        if pointer:
+            write_pointer(source, version)
+        return version
+
+    def add_stored(
+        self,
+        name: str,
+        digest: str,
+        kind: str,
+        *,
+        format: str | None = None,  # noqa: A002 - the DatasetVersion field it fills
+        row_count: int | None = None,
+        schema: builtins.list[dict[str, Any]] | None = None,
+        profile: dict[str, Any] | None = None,
+        source_path: str | None = None,
+        description: str | None = None,
+        created_by: str | None = None,
+    ) -> DatasetVersion:
+        """Make an object already in the artifact store the next version of ``name``.
+
+        This is :meth:`add` after the storing, for data that reached the store another way
+        (an upload to ``ctloop server``). As in :meth:`add`, an unchanged latest version is
+        returned as it is. Size and file count are read from the store; format and
+        statistics come from the caller, who has the data (a profile stored before for
+        the same content and format is preferred).
+
+        Raises:
+            InvalidInput: a bad name, digest, kind or format.
+            Conflict: the artifact store holds no such object.
+        """
+        check_name(name, "dataset")
+        if format not in (None, "csv", "parquet"):
+            raise InvalidInput(f"invalid dataset format {format!r}: use 'csv', 'parquet' or None")
+        try:
+            stored = self._ctx.blobs.stat(digest, kind)
+        except NotFound:
+            raise Conflict(
+                f"the artifact store holds no {kind} object {digest}; store or upload it "
+                f"before adding it as a version of dataset '{name}'"
+            ) from None
+        given: dict[str, Any] | None = None
+        if row_count is not None or schema is not None or profile is not None:
+            given = {"row_count": row_count, "schema": schema, "profile": profile}
+        return self._add_version(
+            name,
+            stored,
+            description=description,
+            source_path=source_path,
+            created_by=created_by if created_by is not None else current_user(),
+            format_of=lambda: format,
+            profile=lambda _fmt: given,
+        )
+
+    def _add_version(
+        self,
+        name: str,
+        stored: StoredObject,
+        *,
+        description: str | None,
+        source_path: str | None,
+        created_by: str | None,
+        format_of: Callable[[], str | None],
+        profile: Callable[[str], dict[str, Any] | None],
+    ) -> DatasetVersion:
+        """The next version of ``name`` holding ``stored``, or the latest if it holds it.
+
+        ``format_of`` and ``profile`` run only when a version is made, and ``profile`` only
+        when no profile of the same content and format is stored already.
+        """
         with self._ctx.db.read() as conn:
             latest = store.latest_version(conn, name)
         if latest is not None and (latest["digest"], latest["kind"]) == (
@@ -115,40 +207,31 @@ class DatasetsAPI:
             if description is not None:
                 with self._ctx.db.write() as conn:
                     store.set_description(conn, name, description)
-            version = _version(latest)
-        else:
-            fmt = detect_format(source)
+            return _version(latest)
+        fmt = format_of()
+        stats: dict[str, Any] = {"row_count": None, "schema": None, "profile": None}
+        if fmt is not None:
             with self._ctx.db.read() as conn:
-                known = store.find_profile(conn, stored.digest, stored.kind, fmt) if fmt else None
-            if fmt is None:
-                stats: dict[str, Any] = {"row_count": None, "schema": None, "profile": None}
-            elif known is not None:  # the same bytes were profiled before (e.g. a revert)
-                stats = known
-            else:
-                table = profile_data(source, fmt)
-                stats = {
-                    "row_count": table.row_count,
-                    "schema": table.schema,
-                    "profile": table.profile,
-                }
-            with self._ctx.db.write() as conn:
-                row, created = store.add_version(
-                    conn,
-                    name=name,
-                    digest=stored.digest,
-                    kind=stored.kind,
-                    size=stored.size,
-                    file_count=stored.file_count,
-                    description=description,
-                    format=fmt,
-                    source_path=os.path.abspath(source),
-                    created_by=current_user(),
-                    **stats,
-                )
-            version = _version(row, is_new=created)
-        if pointer:
-            write_pointer(source, version)
-        return version
+                # the same bytes were profiled before (e.g. a revert)
+                known = store.find_profile(conn, stored.digest, stored.kind, fmt)
+            measured = known if known is not None else profile(fmt)
+            if measured is not None:
+                stats = measured
+        with self._ctx.db.write() as conn:
+            row, created = store.add_version(
+                conn,
+                name=name,
+                digest=stored.digest,
+                kind=stored.kind,
+                size=stored.size,
+                file_count=stored.file_count,
+                description=description,
+                format=fmt,
+                source_path=source_path,
+                created_by=created_by,
+                **stats,
+            )
+        return _version(row, is_new=created)
 
     def get(self, ref: str) -> DatasetVersion:
         """The version named by ``NAME``, ``NAME@latest`` or ``NAME@3``.
@@ -164,19 +247,27 @@ class DatasetsAPI:
     def resolve(self, ref: str | DatasetVersion) -> DatasetVersion:
         """A reference or a :class:`DatasetVersion` as the version stored in this store."""
         if isinstance(ref, DatasetVersion):
-            with self._ctx.db.read() as conn:
-                row = store.get_version_by_id(conn, ref.id)
-            if row is None:
-                raise NotFound(
-                    f"dataset version {ref.ref} (id {ref.id}) is not in this store; "
-                    f"list versions with: ctloop data show {ref.name}"
-                )
-            return _version(row)
+            try:
+                return self.get_by_id(ref.id)
+            except NotFound:
+                raise version_not_in_store(ref) from None
         if isinstance(ref, str):
             return self.get(ref)
         raise InvalidInput(
             f"invalid dataset reference {ref!r}: pass 'NAME', 'NAME@VERSION' or a DatasetVersion"
         )
+
+    def get_by_id(self, version_id: str) -> DatasetVersion:
+        """The version whose ``id`` this is.
+
+        Raises:
+            NotFound: no version of any dataset has this id here.
+        """
+        with self._ctx.db.read() as conn:
+            row = store.get_version_by_id(conn, version_id)
+        if row is None:
+            raise NotFound(f"no dataset version has the id {version_id!r} in this store")
+        return _version(row)
 
     def info(self, name: str) -> Dataset:
         """The dataset ``name``: description, latest version, number of versions."""

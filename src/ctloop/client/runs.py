@@ -17,7 +17,7 @@ from ctloop._internal import environment as env
 from ctloop._internal.ids import ms_to_datetime, new_id, now_ms
 from ctloop._internal.names import check_name, check_relative_path
 from ctloop.client._local import LocalContext
-from ctloop.errors import InvalidInput, NotFound
+from ctloop.errors import Conflict, InvalidInput, NotFound
 from ctloop.store import experiments as experiments_repo
 from ctloop.store import runs as repo
 from ctloop.store import runs_search
@@ -34,6 +34,7 @@ from ctloop.tracking.entities import (
 from ctloop.tracking.naming import random_run_name
 
 if TYPE_CHECKING:
+    from ctloop.artifacts import StoredObject
     from ctloop.data.entities import DatasetVersion
 
 MAX_PAGE = 10_000
@@ -308,7 +309,34 @@ class RunsAPI:
             raise NotFound(f"no such file or folder: {str(path)!r}")
         with self._ctx.db.read() as conn:
             repo.get_row(conn, run_id)
-        stored = self._ctx.blobs.put(src)
+        return self._add_artifact(run_id, artifact_path, self._ctx.blobs.put(src))
+
+    def record_artifact(self, run_id: str, path: str, digest: str, kind: str) -> RunArtifact:
+        """Record an object already in the artifact store as the run's artifact ``path``.
+
+        For data that reached the store another way (an upload to ``ctloop server``).
+        Size and file count are read from the store, never taken from the caller.
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: a bad path, digest or kind.
+            Conflict: the artifact store holds no such object.
+        """
+        artifact_path = check_relative_path(path)
+        if len(artifact_path) > 1024:
+            raise InvalidInput(f"invalid artifact path {path[:80]!r}…: use at most 1024 characters")
+        with self._ctx.db.read() as conn:
+            repo.get_row(conn, run_id)
+        try:
+            stored = self._ctx.blobs.stat(digest, kind)
+        except NotFound:
+            raise Conflict(
+                f"the artifact store holds no {kind} object {digest}; store or upload it "
+                f"before recording it as artifact {artifact_path!r} of run {run_id}"
+            ) from None
+        return self._add_artifact(run_id, artifact_path, stored)
+
+    def _add_artifact(self, run_id: str, artifact_path: str, stored: StoredObject) -> RunArtifact:
         row = {
             "run_id": run_id,
             "path": artifact_path,

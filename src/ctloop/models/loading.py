@@ -17,13 +17,14 @@ So a file changed in the artifact store after the package was logged raises
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctloop._internal.hashing import sha256_file
 from ctloop.errors import IntegrityError, InvalidInput
-from ctloop.models.package import ModelManifest, read_package
+from ctloop.models.package import MANIFEST_FILE, ModelManifest, read_package
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from ctloop.models.flavors import Flavor
     from ctloop.models.signature import Signature
 
-__all__ = ["LoadedModel", "load_package"]
+__all__ = ["LoadedModel", "load_package", "load_package_dir"]
 
 
 class LoadedModel:
@@ -138,9 +139,8 @@ def load_package(blobs: BlobStore, package_digest: str, *, trust: bool = False) 
     from ctloop.models.flavors import get_flavor
 
     manifest, entries = read_package(blobs, package_digest)
-    flavor = get_flavor(manifest.flavor)
     where = f"model package {package_digest}"
-    flavor.check_trust(manifest, trust=trust, where=where)
+    get_flavor(manifest.flavor).check_trust(manifest, trust=trust, where=where)
     with tempfile.TemporaryDirectory(prefix="ctloop-model-") as tmp:
         folder = Path(tmp)
         for entry in entries:
@@ -154,11 +154,54 @@ def load_package(blobs: BlobStore, package_digest: str, *, trust: bool = False) 
             except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
                 # e.g. a forged folder listing both "a" and "a/b"
                 raise InvalidInput(f"{where}: its file paths conflict ({exc})") from None
-        for path, digest in manifest.files.items():
-            if sha256_file(folder / path)[0] != digest:
-                raise IntegrityError(
-                    f"{where}: file {path!r} does not match the digest in its manifest; "
-                    "nothing was loaded"
-                )
-        raw = flavor.load(folder, manifest, trust=trust)
-    return LoadedModel(manifest, raw, flavor, package_digest)
+        return load_package_dir(folder, manifest, trust=trust, digest=package_digest)
+
+
+def load_package_dir(
+    folder: str | os.PathLike[str],
+    manifest: ModelManifest,
+    *,
+    trust: bool = False,
+    digest: str | None = None,
+) -> LoadedModel:
+    """Load a package folder that is already on this machine (e.g. downloaded, verified).
+
+    Steps 3 to 5 of the module docstring: the trust check, then every file in the folder
+    is hashed and must be exactly the files ``manifest`` lists (besides the manifest
+    itself) with the digests it records; only then does the flavor deserialise the model.
+    The caller has verified ``manifest`` itself (it is part of the package digest).
+
+    Args:
+        folder: the package folder; it may be removed once this returns.
+        manifest: the package's verified manifest.
+        trust: as for :func:`load_package`.
+        digest: the package digest, for messages and :attr:`LoadedModel.digest`.
+
+    Raises:
+        IntegrityError: a file is missing, extra or does not match the manifest.
+        PermissionDenied: as for :func:`load_package`.
+        InvalidInput: a malformed or unsafe model file.
+    """
+    from ctloop.models.flavors import get_flavor
+
+    root = Path(folder)
+    flavor = get_flavor(manifest.flavor)
+    where = f"model package {digest}" if digest else f"model package {str(root)!r}"
+    flavor.check_trust(manifest, trust=trust, where=where)
+    present = {
+        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink()
+    } - {MANIFEST_FILE}
+    extra = sorted(present - set(manifest.files))
+    if extra:
+        raise IntegrityError(
+            f"{where}: file {extra[0]!r} is not in its manifest; nothing was loaded"
+        )
+    for path, expected in manifest.files.items():
+        file = root / path
+        if file.is_symlink() or not file.is_file() or sha256_file(file)[0] != expected:
+            raise IntegrityError(
+                f"{where}: file {path!r} does not match the digest in its manifest; "
+                "nothing was loaded"
+            )
+    raw = flavor.load(root, manifest, trust=trust)
+    return LoadedModel(manifest, raw, flavor, digest)

@@ -10,7 +10,15 @@ from fastapi import FastAPI
 
 import ctloop
 from ctloop.server.errors import install_error_handlers
-from ctloop.server.routers import experiments, health
+from ctloop.server.routers import (
+    artifacts,
+    datasets,
+    experiments,
+    health,
+    models,
+    objects,
+    runs,
+)
 
 if TYPE_CHECKING:
     from ctloop.client import Client
@@ -19,8 +27,13 @@ if TYPE_CHECKING:
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings | None = None, *, client: Client | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, client: Client | None = None, auth: bool = False
+) -> FastAPI:
     """A REST server for the store named by ``settings`` (or wrapping ``client``).
+
+    With ``auth`` every request but ``/healthz`` and the API description needs a bearer
+    token of the store (see :mod:`ctloop.server.auth`).
 
     The store is opened in the app's lifespan (so importing or building the app touches no
     database) and closed at shutdown unless the caller passed its own ``client``.
@@ -45,6 +58,15 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    if auth:
+        from ctloop.server.auth import AuthMiddleware
+
+        app.add_middleware(AuthMiddleware)
     app.include_router(health.router)
     app.include_router(experiments.router, prefix=API_PREFIX)
+    app.include_router(runs.router, prefix=API_PREFIX)
+    app.include_router(models.router, prefix=API_PREFIX)
+    app.include_router(objects.router, prefix=API_PREFIX)
+    app.include_router(artifacts.router, prefix=API_PREFIX)
+    app.include_router(datasets.router, prefix=API_PREFIX)
     return app

@@ -234,3 +234,19 @@ alias_events = Table(
     Column("created_at", BigInteger, nullable=False),
     Index("ix_alias_events_model_alias", "model_id", "alias", "id"),
 )
+
+# --- API tokens (migration 0003) ----------------------------------------------------------
+
+# Bearer tokens of ``ctloop server --auth``. Only the sha256 of a secret is kept: a copy of
+# the database lets nobody call the server.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(128), nullable=True, unique=True),  # several NULLs are allowed
+    Column("scope", String(16), nullable=False),  # read | write | admin
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex of the secret
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger, nullable=True),  # updated at most once a minute
+    Column("revoked_at", BigInteger, nullable=True),
+)

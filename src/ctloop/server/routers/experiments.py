@@ -22,18 +22,18 @@ class ExperimentIn(BaseModel):
 @router.get("")
 def list_experiments(client: ClientDep) -> list[dict[str, Any]]:
     """Every experiment with its run count, newest first."""
-    return to_wire(client.experiments.list())  # type: ignore[no-any-return]
+    return to_wire(client.experiments.list())
 
 
 @router.post("", status_code=201)
 def create_experiment(body: ExperimentIn, client: ClientDep) -> dict[str, Any]:
     """Create an experiment (409 if the name is taken, unless ``get_or_create``)."""
     if body.get_or_create:
-        return to_wire(client.experiments.get_or_create(body.name))  # type: ignore[no-any-return]
-    return to_wire(client.experiments.create(body.name, body.description))  # type: ignore[no-any-return]
+        return to_wire(client.experiments.get_or_create(body.name))
+    return to_wire(client.experiments.create(body.name, body.description))
 
 
 @router.get("/{name_or_id}")
 def get_experiment(name_or_id: str, client: ClientDep) -> dict[str, Any]:
     """An experiment by name or id."""
-    return to_wire(client.experiments.get(name_or_id))  # type: ignore[no-any-return]
+    return to_wire(client.experiments.get(name_or_id))
