@@ -593,17 +593,20 @@ class BlobStore:
         remember: list[tuple[os.stat_result, str]] = []
         started = time.time_ns()
 
-        def one(i: int) -> None:
-            rel, full, st = files[i]
-            digest, _ = self._ingest(full, st, progress, cached=cached[i], remember=remember)
-            entries[i] = DirEntry(rel, digest, st.st_size)
+        def some(indices: range) -> None:
+            for i in indices:
+                rel, full, st = files[i]
+                digest, _ = self._ingest(full, st, progress, cached=cached[i], remember=remember)
+                entries[i] = DirEntry(rel, digest, st.st_size)
 
-        if len(files) > 1 and self.workers > 1:
-            with ThreadPoolExecutor(self.workers, thread_name_prefix="ctloop-put") as pool:
-                list(pool.map(one, range(len(files))))
+        workers = min(self.workers, len(files))
+        if workers > 1:
+            # One task per worker over a strided slice: a future per file costs more than
+            # storing a small file (10,000 files spent ~0.5 s in submit and wake-ups).
+            with ThreadPoolExecutor(workers, thread_name_prefix="ctloop-put") as pool:
+                list(pool.map(some, [range(w, len(files), workers) for w in range(workers)]))
         else:
-            for i in range(len(files)):
-                one(i)
+            some(range(len(files)))
         if self.hash_cache is not None and remember:
             self.hash_cache.remember(remember, hashed_ns=started)
         done = [e for e in entries if e is not None]
