@@ -14,7 +14,7 @@ from ctloop.tracking.entities import RunStatus
 
 def test_demo_versions_data_and_tracks_two_models(tmp_path: Path) -> None:
     lines: list[str] = []
-    result = run_demo(str(tmp_path / "store"), rows=3000, seed=1, say=lines.append)
+    result = run_demo(str(tmp_path / "store"), rows=3000, seed=1, say=lines.append, server=False)
     client = ctloop.Client(store=str(tmp_path / "store"))
     version = client.datasets.get("churn@latest")
     assert version.version == 1 and version.row_count == 3000
@@ -49,7 +49,17 @@ def test_demo_command_on_a_given_store_reuses_the_dataset_version(tmp_path: Path
     env = {k: v for k, v in os.environ.items() if not k.startswith("CTLOOP_")}
     for _ in range(2):
         out = subprocess.run(
-            [sys.executable, "-m", "ctloop", "demo", "--store", str(store), "--rows", "1500"],
+            [
+                sys.executable,
+                "-m",
+                "ctloop",
+                "demo",
+                "--store",
+                str(store),
+                "--rows",
+                "1500",
+                "--no-server",
+            ],
             capture_output=True,
             text=True,
             timeout=300,
@@ -59,3 +69,17 @@ def test_demo_command_on_a_given_store_reuses_the_dataset_version(tmp_path: Path
         assert "churn@1" in out.stdout  # same seed, same bytes: no second version
     client = ctloop.Client(store=str(store))
     assert len(client.runs.search("churn").runs) == 4
+
+
+def test_demo_runs_the_same_job_through_a_real_server(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = run_demo(str(tmp_path / "store"), rows=1500, seed=2, say=lines.append)
+    remote = result.remote
+    assert remote is not None and remote.store.startswith("http://127.0.0.1:")
+    assert remote.reloaded_matches and remote.dataset.digest == result.dataset.digest
+    # the served store holds its own copy of everything, written only through the API
+    served = ctloop.Client(store=str(tmp_path / "store" / "served"))
+    assert served.models.get_version("churn@champion").version == remote.versions[remote.best]
+    assert {r.name for r in served.runs.search("churn").runs} == {"demo-baseline", "demo-gbm"}
+    assert served.datasets.get("churn@1").digest == result.dataset.digest
+    assert any(line.startswith("remote ") for line in lines)

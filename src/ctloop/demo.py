@@ -10,10 +10,12 @@ monitor, retrain, canary, promote.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,7 @@ class DemoResult:
     versions: dict[str, int] = field(default_factory=dict)  # model name -> registry version
     reloaded_matches: bool = False
     seconds: float = 0.0
+    remote: DemoResult | None = None  # the same job over HTTP, when it ran
 
 
 def _split(df: pd.DataFrame, holdout: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -167,19 +170,112 @@ def run_demo(
     rows: int = 20_000,
     seed: int = 7,
     say: Say = print,
+    server: bool = True,
 ) -> DemoResult:
-    """Run the main job; returns what it made. ``store`` defaults to a new temp folder."""
-    import ctloop
+    """Run the main job; returns what the local pass made.
+
+    ``store`` defaults to a new temp folder. With ``server`` the same job runs a second time
+    against ``ctloop server`` (started here on a free loopback port, serving its own store
+    under ``store/served``), through the HTTP backend only.
+    """
     from ctloop.client import Client
+
+    where = store or tempfile.mkdtemp(prefix="ctloop-demo-")
+    local = Client(store=where)
+    work = Path(local.settings.store_folder()) / "workspace"
+    say(f"store      {local.settings.store_url()}")
+    try:
+        result = _job(local, work, rows=rows, seed=seed, say=say)
+        result.store = where
+        _summary(local, result, say)
+    finally:
+        local.close()
+    if server:
+        say("")
+        with _served(Path(local.settings.store_folder()) / "served") as url:
+            say(f"server     ctloop server at {url} (a second store, reached only over HTTP)")
+            remote = Client(store=url)
+            try:
+                again = _job(remote, work / "remote", rows=rows, seed=seed, say=say)
+            finally:
+                remote.close()
+        result.remote = again
+        say(
+            f"remote     same job over HTTP: churn@{again.dataset.version}, "
+            f"churn/{again.versions[again.best]} is champion, reloaded predictions "
+            f"{'identical' if again.reloaded_matches else 'DIFFER'}"
+        )
+        served = Path(local.settings.store_folder()) / "served"
+        say(f"  explore it: ctloop --store {served} models lineage churn@champion")
+    return result
+
+
+@contextlib.contextmanager
+def _served(folder: Path) -> Iterator[str]:
+    """``ctloop server`` for ``folder`` in a child process on a free loopback port."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CTLOOP_")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ctloop",
+            "--store",
+            str(folder),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                err = proc.stderr.read() if proc.stderr else ""
+                raise RuntimeError(f"ctloop server exited early: {err.strip()[-500:]}")
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ctloop server did not answer at {url} within 60 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def _job(client: Client, work: Path, *, rows: int, seed: int, say: Say) -> DemoResult:
+    """Data → two tracked models → registry → champion → reload → lineage, on ``client``."""
+    import ctloop
     from ctloop.datasets import churn
 
     started = time.perf_counter()
-    where = store or tempfile.mkdtemp(prefix="ctloop-demo-")
-    client: Client = Client(store=where)
-    say(f"store      {client.settings.store_url()}")
-
     # 1. data: generate, write, version (a second add of the same bytes is a no-op)
-    work = Path(client.settings.store_folder()) / "workspace"
     work.mkdir(parents=True, exist_ok=True)
     df = churn.generate(n_rows=rows, seed=seed)
     data_file = work / "churn.parquet"
@@ -194,7 +290,7 @@ def run_demo(
     train, valid = _split(df, holdout=0.2)
     xt, yt = _features(train), train[churn.TARGET].to_numpy()
     xv, yv = _features(valid), valid[churn.TARGET].to_numpy()
-    result = DemoResult(store=where, dataset=version)
+    result = DemoResult(store=client.settings.store_url(), dataset=version)
     models: dict[str, Any] = {}
     for name, train_fn in (("baseline", _train_logreg), ("gbm", _train_hgb)):
         with ctloop.start_run(
@@ -260,8 +356,6 @@ def run_demo(
         + (f" <- git {lin.code.git_commit[:12]}" if lin.code and lin.code.git_commit else "")
     )
     result.seconds = time.perf_counter() - started
-    _summary(client, result, say)
-    client.close()
     return result
 
 

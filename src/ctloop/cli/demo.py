@@ -21,6 +21,11 @@ def demo(
     ),
     rows: int = typer.Option(20_000, "--rows", min=1000, help="Rows of synthetic churn data."),
     seed: int = typer.Option(7, "--seed", help="Random seed of the data generator."),
+    server: bool = typer.Option(
+        True,
+        "--server/--no-server",
+        help="Also run the job once against a ctloop server started on a loopback port.",
+    ),
 ) -> None:
     """Run the main job: version churn data, train and track two models, summarise."""
     from ctloop.demo import run_demo
@@ -31,4 +36,5 @@ def demo(
         rows=rows,
         seed=seed,
         say=lambda line: console.print(line, markup=False),
+        server=server,
     )
