@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import getpass
 import hashlib
 import os
@@ -36,9 +38,20 @@ def _git(args: list[str], cwd: Path) -> bytes | None:
 def code_version(cwd: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The git commit, dirty flag and sha256 of the working-tree diff, if in a git repo.
 
-    Returns an empty dict outside a repository or when git is not installed.
+    Returns an empty dict outside a repository or when git is not installed. Captured once
+    per process and folder: the code a process runs is the code it loaded, and five git
+    calls per run would dominate the cost of starting one.
     """
-    where = Path(cwd or os.getcwd())
+    return copy.deepcopy(_code_version_of(str(Path(cwd or os.getcwd()).resolve())))
+
+
+@functools.lru_cache(maxsize=64)
+def _code_version_of(where: str) -> dict[str, Any]:
+    return _capture_code_version(Path(where))
+
+
+def _capture_code_version(where: Path) -> dict[str, Any]:
+    """The git commit, dirty flag and sha256 of the working-tree diff of ``where``."""
     commit = _git(["rev-parse", "HEAD"], where)
     if commit is None:
         return {}
@@ -76,7 +89,12 @@ def current_user() -> str:
 
 
 def environment() -> dict[str, Any]:
-    """Python, platform and package versions of this process."""
+    """Python, platform and package versions of this process (captured once per process)."""
+    return copy.deepcopy(_environment())
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
