@@ -695,9 +695,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"  clients    : in this process, one request at a time; cwd {os.getcwd()}\n"
-        "               (in a git checkout, ctloop.start_run records the git state and package\n"
-        "               versions anew for every run; mlflow.start_run tags the git commit,\n"
-        "               resolved once per process)"
+        "               (in a git checkout both record the code version once per process:\n"
+        "               ctloop the commit, dirty flag, diff digest and package versions;\n"
+        "               mlflow.start_run tags the git commit)"
     )
     print_load("before")
     other = OtherLoad()
