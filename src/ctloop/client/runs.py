@@ -17,6 +17,7 @@ from ctloop._internal import environment as env
 from ctloop._internal.ids import ms_to_datetime, new_id, now_ms
 from ctloop._internal.names import check_name, check_relative_path
 from ctloop.client._local import LocalContext
+from ctloop.client._runs_shortcuts import RunsShortcuts
 from ctloop.errors import Conflict, InvalidInput, NotFound
 from ctloop.store import experiments as experiments_repo
 from ctloop.store import runs as repo
@@ -88,7 +89,7 @@ def _decode_token(token: str | None) -> int:
         ) from None
 
 
-class RunsAPI:
+class RunsAPI(RunsShortcuts):
     """Everything about runs. The tracking handle :class:`ctloop.Run` is built on this."""
 
     def __init__(self, ctx: LocalContext) -> None:
@@ -222,9 +223,6 @@ class RunsAPI:
 
     # --- logging ------------------------------------------------------------------------
 
-    def log_param(self, run_id: str, key: str, value: Any) -> None:
-        self.log_params(run_id, {key: value})
-
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Record params; re-logging the same value is fine, another value is a Conflict."""
         clean = {check.key(k, "param"): check.param_value(k, v) for k, v in params.items()}
@@ -246,22 +244,6 @@ class RunsAPI:
         with self._ctx.db.write() as conn:
             repo.delete_tag(conn, run_id, key)
 
-    def log_metric(
-        self,
-        run_id: str,
-        key: str,
-        value: float,
-        step: int | None = None,
-        timestamp: int | None = None,
-    ) -> None:
-        """Write one metric point now (the :class:`~ctloop.Run` handle batches instead)."""
-        self.log_batch(run_id, metrics=[(key, value, step, timestamp)])
-
-    def log_metrics(
-        self, run_id: str, metrics: Mapping[str, float], step: int | None = None
-    ) -> None:
-        self.log_batch(run_id, metrics=[(k, v, step, None) for k, v in metrics.items()])
-
     def log_batch(
         self,
         run_id: str,
@@ -271,21 +253,7 @@ class RunsAPI:
     ) -> None:
         """Write metric points ``(key, value, step, timestamp_ms)``, params and tags in one
         transaction."""
-        now = now_ms()
-        points: list[repo.MetricPoint] = []
-        for m in metrics:
-            if isinstance(m, Metric):
-                k, v, s, t = m.key, m.value, m.step, int(m.timestamp.timestamp() * 1000)
-            else:
-                k, v, s, t = m
-            k = check.key(k, "metric")
-            points.append(
-                (k, check.metric_value(k, v), check.step_value(k, s), int(t) if t else now)
-            )
-        clean_params = {
-            check.key(k, "param"): check.param_value(k, v) for k, v in (params or {}).items()
-        }
-        clean_tags = {check.key(k, "tag"): check.tag_value(k, v) for k, v in (tags or {}).items()}
+        points, clean_params, clean_tags = check.clean_batch(metrics, params, tags, now_ms())
         with self._ctx.db.write() as conn:
             if not repo.exists(conn, run_id):
                 repo.get_row(conn, run_id)

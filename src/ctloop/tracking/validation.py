@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ctloop._internal.names import check_key
@@ -72,3 +73,28 @@ def step_value(k: str, step: Any) -> int:
     if isinstance(step, float) and step.is_integer() and math.isfinite(step):
         return int(step)
     raise InvalidInput(f"metric {k!r} got step {step!r}; steps must be integers")
+
+
+MetricPoint = tuple[str, float, int, int]  # key, value, step, timestamp (ms)
+
+
+def clean_batch(
+    metrics: Iterable[Any],
+    params: Mapping[str, Any] | None,
+    tags: Mapping[str, Any] | None,
+    now: int,
+) -> tuple[list[MetricPoint], dict[str, str], dict[str, str]]:
+    """Validate a batch: metric points (``Metric`` objects or ``(key, value, step, ms)``
+    tuples; a missing timestamp becomes ``now``), params and tags, with the messages every
+    backend shares."""
+    points: list[MetricPoint] = []
+    for m in metrics:
+        if hasattr(m, "key") and hasattr(m, "timestamp"):  # a Metric
+            k, v, s, t = m.key, m.value, m.step, int(m.timestamp.timestamp() * 1000)
+        else:
+            k, v, s, t = m
+        k = key(k, "metric")
+        points.append((k, metric_value(k, v), step_value(k, s), int(t) if t else now))
+    clean_params = {key(k, "param"): param_value(k, v) for k, v in (params or {}).items()}
+    clean_tags = {key(k, "tag"): tag_value(k, v) for k, v in (tags or {}).items()}
+    return points, clean_params, clean_tags

@@ -27,6 +27,7 @@ from ctloop._internal.ids import now_ms
 from ctloop._internal.names import check_name, check_relative_path
 from ctloop._internal.wire import to_wire
 from ctloop.client._http import HttpContext
+from ctloop.client._runs_shortcuts import RunsShortcuts
 from ctloop.errors import InvalidInput, NotFound
 from ctloop.tracking import validation as check
 from ctloop.tracking.entities import (
@@ -101,7 +102,7 @@ def _artifact_path(path: str) -> str:
     return artifact_path
 
 
-class HttpRunsAPI:
+class HttpRunsAPI(RunsShortcuts):
     """Everything about runs, on a ctloop server (see :class:`ctloop.client.runs.RunsAPI`)."""
 
     def __init__(self, ctx: HttpContext) -> None:
@@ -200,9 +201,6 @@ class HttpRunsAPI:
 
     # --- logging ------------------------------------------------------------------------
 
-    def log_param(self, run_id: str, key: str, value: Any) -> None:
-        self.log_params(run_id, {key: value})
-
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Record params; re-logging the same value is fine, another value is a Conflict."""
         clean = {check.key(k, "param"): check.param_value(k, v) for k, v in params.items()}
@@ -221,22 +219,6 @@ class HttpRunsAPI:
     def delete_tag(self, run_id: str, key: str) -> None:
         self._ctx.request("DELETE", self._path(run_id, "tags", segment(key)))
 
-    def log_metric(
-        self,
-        run_id: str,
-        key: str,
-        value: float,
-        step: int | None = None,
-        timestamp: int | None = None,
-    ) -> None:
-        """Write one metric point now (the :class:`~ctloop.Run` handle batches instead)."""
-        self.log_batch(run_id, metrics=[(key, value, step, timestamp)])
-
-    def log_metrics(
-        self, run_id: str, metrics: Mapping[str, float], step: int | None = None
-    ) -> None:
-        self.log_batch(run_id, metrics=[(k, v, step, None) for k, v in metrics.items()])
-
     def log_batch(
         self,
         run_id: str,
@@ -249,20 +231,8 @@ class HttpRunsAPI:
         One request is one transaction; a batch over the server's per-request limits is
         sent as several requests, params and tags first.
         """
-        now = now_ms()
-        points: list[list[Any]] = []
-        for m in metrics:
-            if isinstance(m, Metric):
-                k, v, s, t = m.key, m.value, m.step, int(m.timestamp.timestamp() * 1000)
-            else:
-                k, v, s, t = m
-            k = check.key(k, "metric")
-            value = check.metric_value(k, v)
-            points.append([k, to_wire(value), check.step_value(k, s), int(t) if t else now])
-        clean_params = {
-            check.key(k, "param"): check.param_value(k, v) for k, v in (params or {}).items()
-        }
-        clean_tags = {check.key(k, "tag"): check.tag_value(k, v) for k, v in (tags or {}).items()}
+        clean, clean_params, clean_tags = check.clean_batch(metrics, params, tags, now_ms())
+        points = [[k, to_wire(v), step, ts] for k, v, step, ts in clean]
         path = self._path(run_id, "batch")
         for body in _batch_parts(points, clean_params, clean_tags):
             self._ctx.request("POST", path, json=body)
