@@ -494,3 +494,11 @@ def test_oversized_requests_are_refused_with_413_in_the_error_shape(
             assert len(client.runs.get(run_id).params) == 300
         paths = httpx.get(f"{url}/openapi.json").json()["paths"]
         assert {"/api/v1/runs", "/api/v1/runs/search", "/api/v1/runs/{run_id}/batch"} <= set(paths)
+
+
+def test_run_user_is_the_clients(backend_client: Any) -> None:
+    run = backend_client.runs.create("e", user="alice")
+    assert backend_client.runs.get(run.id).user == "alice"
+    from ctloop._internal.environment import current_user
+
+    assert backend_client.runs.create("e").user == current_user()

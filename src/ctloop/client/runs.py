@@ -106,6 +106,7 @@ class RunsAPI(RunsShortcuts):
         capture_code: bool = True,
         source: Mapping[str, Any] | None = None,
         environment: Mapping[str, Any] | None = None,
+        user: str | None = None,
     ) -> RunRecord:
         """Start a RUNNING run in ``experiment`` (created if missing).
 
@@ -116,6 +117,7 @@ class RunsAPI(RunsShortcuts):
             source: the code version to record instead of capturing this process's (the
                 server passes what its HTTP client captured where the training code ran).
             environment: likewise for Python, platform and package versions.
+            user: likewise for who started the run (default: this process's user).
         """
         check_name(experiment, "experiment")
         run_name = name if name is not None else random_run_name()
@@ -135,7 +137,7 @@ class RunsAPI(RunsShortcuts):
             "status": RunStatus.RUNNING.value,
             "start_time": now_ms(),
             "end_time": None,
-            "user": env.current_user(),
+            "user": user if user is not None else env.current_user(),
             "source": dict(source),
             "environment": dict(environment) if environment is not None else env.environment(),
             "error": None,

@@ -122,10 +122,12 @@ class HttpRunsAPI(RunsShortcuts):
         capture_code: bool = True,
         source: Mapping[str, Any] | None = None,
         environment: Mapping[str, Any] | None = None,
+        user: str | None = None,
     ) -> RunRecord:
         """Start a RUNNING run in ``experiment`` (created if missing).
 
-        The code version and environment recorded are this process's, not the server's.
+        The code version, environment and user recorded are this process's, not the
+        server's.
         """
         check_name(experiment, "experiment")
         if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 256):
@@ -145,6 +147,7 @@ class HttpRunsAPI(RunsShortcuts):
             "environment": to_wire(
                 dict(environment) if environment is not None else env.environment()
             ),
+            "user": user if user is not None else env.current_user(),
         }
         return _record.validate_python(self._ctx.request("POST", "/runs", json=body))
 

@@ -44,6 +44,13 @@ class RunIn(BaseModel):
     environment: dict[str, Any] | None = Field(
         None, description="python, platform, hostname, executable, packages…"
     )
+    user: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="who started the run, as the client's machine knows them (default: the "
+        "server's user)",
+    )
 
 
 class EndIn(BaseModel):
@@ -107,6 +114,7 @@ def create_run(body: RunIn, client: ClientDep) -> JSONResponse:
         capture_code=False,
         source=body.source if body.source is not None else {},
         environment=body.environment if body.environment is not None else {},
+        user=body.user,
     )
     return _json(run, 201)
 
