@@ -8,7 +8,9 @@ SQLite gets WAL, a busy timeout and foreign keys, and every write transaction st
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,18 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    cur.execute("PRAGMA journal_mode = WAL")
+    # Several processes opening a brand-new file at once can find the switch to WAL
+    # "locked" at once, without the busy timeout applying: wait and try again.
+    for attempt in range(100):
+        try:
+            (mode,) = cur.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() != "wal":
+                cur.execute("PRAGMA journal_mode = WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.02 + 0.005 * attempt)
     cur.execute("PRAGMA synchronous = NORMAL")
     cur.execute("PRAGMA foreign_keys = ON")
     # LIKE is case-sensitive, as on PostgreSQL; ILIKE is the case-insensitive form.
