@@ -96,3 +96,14 @@ def test_client_of_a_server_that_is_down_says_so() -> None:
     client = Client(store="http://127.0.0.1:9")
     with pytest.raises(StoreError, match="cannot reach the ctloop server at http://127.0.0.1:9"):
         client.experiments.list()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/experiments", "/api/v1/models/churn/versions"])
+def test_every_router_limits_json_bodies(
+    path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CTLOOP_SERVER_MAX_BODY_BYTES", "1000")
+    with running_server(str(tmp_path / "store")) as base:
+        response = httpx.post(base + path, json={"name": "x" * 5000, "run_id": "r"})
+    assert response.status_code == 413
+    assert _error(response)["code"] == "PAYLOAD_TOO_LARGE"

@@ -20,7 +20,7 @@ from ctloop._internal.names import check_relative_path
 from ctloop._internal.wire import to_wire
 from ctloop.errors import NotFound
 from ctloop.server.deps import ClientDep
-from ctloop.server.routers.objects import JsonBodyLimit
+from ctloop.server.limits import JsonBodyLimit
 
 router = APIRouter(prefix="/runs", tags=["artifacts"], route_class=JsonBodyLimit)
 

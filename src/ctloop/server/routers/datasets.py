@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from ctloop._internal.wire import to_wire
 from ctloop.server.deps import ClientDep
-from ctloop.server.routers.objects import JsonBodyLimit
+from ctloop.server.limits import JsonBodyLimit
 
 router = APIRouter(tags=["datasets"], route_class=JsonBodyLimit)
 

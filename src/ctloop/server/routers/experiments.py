@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field
 
 from ctloop._internal.wire import to_wire
 from ctloop.server.deps import ClientDep
+from ctloop.server.limits import JsonBodyLimit
 
-router = APIRouter(prefix="/experiments", tags=["experiments"])
+router = APIRouter(prefix="/experiments", tags=["experiments"], route_class=JsonBodyLimit)
 
 
 class ExperimentIn(BaseModel):

@@ -29,8 +29,9 @@ from ctloop._internal.wire import to_wire
 from ctloop.registry.entities import AliasEvent, Lineage, ModelVersion, RegisteredModel
 from ctloop.registry.refs import LATEST, ModelRef, check_alias, parse_model_ref
 from ctloop.server.deps import ClientDep
+from ctloop.server.limits import JsonBodyLimit
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(prefix="/models", tags=["models"], route_class=JsonBodyLimit)
 
 REF_EXAMPLES = ["churn@champion", "churn/3", "churn", "runs:/RUN_ID/model"]
 

@@ -27,80 +27,31 @@ characters; a malformed one is a 400.
    manifest (404 when absent). Objects never change, so responses are cacheable; clients
    verify what they receive against the digest.
 
-The JSON bodies of this router, and of the routers that use :class:`JsonBodyLimit`, are
-limited to ``CTLOOP_SERVER_MAX_BODY_BYTES`` (413).
+The JSON bodies of this router, like every router's, are limited to
+``CTLOOP_SERVER_MAX_BODY_BYTES`` (413; see :mod:`ctloop.server.limits`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
-from starlette.types import Message
 
 from ctloop._internal.hashing import CHUNK, is_sha256
 from ctloop._internal.wire import to_wire
 from ctloop.errors import InvalidInput, NotFound, PayloadTooLarge
 from ctloop.server.deps import ClientDep
+from ctloop.server.limits import JsonBodyLimit
 
 if TYPE_CHECKING:
     from ctloop.artifacts import BlobStore, StoredObject
 
 MAX_OBJECTS = 10_000  # per /objects/missing request
-
-
-class JsonBodyLimit(APIRoute):
-    """A route whose request body may not exceed ``CTLOOP_SERVER_MAX_BODY_BYTES`` (413).
-
-    The limit is read from the served store's settings at request time; it is checked
-    against the Content-Length before anything is read and counted while reading, so an
-    oversized (or chunked) body is refused without being held in memory. Routes that read
-    their body themselves (the object uploads) declare no body field and are not limited
-    here: they enforce their own limits.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-        if self.body_field is None:
-            return handler
-
-        async def limited(request: Request) -> Response:
-            limit = int(request.app.state.client.settings.server.max_body_bytes)
-            declared = request.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise _body_too_large(limit)
-            received = 0
-            receive = request.receive
-
-            async def counted() -> Message:
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > limit:
-                        raise _body_too_large(limit)
-                return message
-
-            return await handler(Request(request.scope, counted))
-
-        return limited
-
-
-def _body_too_large(limit: int) -> HTTPException:
-    # An HTTPException (not PayloadTooLarge): FastAPI turns other errors raised while it
-    # reads a body into a generic 400.
-    return HTTPException(
-        413,
-        f"the request body is over the server's limit of {limit} bytes; its operator can "
-        "raise CTLOOP_SERVER_MAX_BODY_BYTES",
-    )
 
 
 router = APIRouter(prefix="/objects", tags=["objects"], route_class=JsonBodyLimit)

@@ -3,7 +3,7 @@
 Every endpoint parses its body with a pydantic model, calls the local ``client.runs`` and
 returns its result through :func:`~ctloop._internal.wire.to_wire` (non-finite metric values
 travel as ``"NaN"``, ``"Infinity"``, ``"-Infinity"``). Request bodies over
-``CTLOOP_SERVER_MAX_BODY_BYTES`` (see :class:`~ctloop.server.routers.objects.JsonBodyLimit`)
+``CTLOOP_SERVER_MAX_BODY_BYTES`` (see :class:`~ctloop.server.limits.JsonBodyLimit`)
 and batches over :data:`~ctloop.client.http.runs.MAX_BATCH_METRICS` points are refused with
 413 ``PAYLOAD_TOO_LARGE``; the Python client splits its batches to fit.
 
@@ -22,7 +22,7 @@ from ctloop._internal.wire import to_wire
 from ctloop.client.http.runs import MAX_BATCH_METRICS
 from ctloop.errors import NotFound, PayloadTooLarge
 from ctloop.server.deps import ClientDep
-from ctloop.server.routers.objects import JsonBodyLimit
+from ctloop.server.limits import JsonBodyLimit
 from ctloop.tracking.entities import Metric, RunInput, RunPage, RunRecord
 
 router = APIRouter(prefix="/runs", tags=["runs"], route_class=JsonBodyLimit)
