@@ -311,5 +311,9 @@ def test_fluent_register_and_load_use_the_default_client(
         assert isinstance(v, ModelVersion) and v.version == 1
         assert v.metrics == {"auc": 0.9}
         assert ctloop.load_model("churn/1") is not None
+        by_run = ctloop.load_model(run.id, "model")  # a run id and the artifact path
+        assert by_run.digest == ctloop.load_model("churn@latest").digest
+        with pytest.raises(InvalidInput, match="pass trust=... as a keyword"):
+            ctloop.load_model(run.id, True)  # type: ignore[arg-type]
     finally:
         reset_default_client()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ctloop.errors import InvalidInput
+
 if TYPE_CHECKING:
     from ctloop.client import Client
     from ctloop.models.loading import LoadedModel
@@ -59,10 +61,21 @@ def register_model(
     )
 
 
-def load_model(ref: str, trust: bool = False) -> LoadedModel:
-    """Load a model by ``NAME@ALIAS``, ``NAME/VERSION``, ``NAME`` or ``runs:/RUN_ID/PATH``.
+def load_model(ref: str, artifact_path: str | None = None, *, trust: bool = False) -> LoadedModel:
+    """Load a model by ``NAME@ALIAS``, ``NAME/VERSION``, ``NAME`` or ``runs:/RUN_ID/PATH``,
+    or by a run id and the artifact path it logged the model at::
+
+        ctloop.load_model("churn@champion")
+        ctloop.load_model(run.id, "model")
 
     The package is read by digest from the artifact store and verified; ``trust=True`` is
     needed for flavors that run code when loaded (``python``).
     """
+    if artifact_path is not None:
+        if not isinstance(artifact_path, str):
+            raise InvalidInput(
+                f"artifact_path must be the path the run logged the model at, got "
+                f"{artifact_path!r}; pass trust=... as a keyword"
+            )
+        ref = f"runs:/{ref}/{artifact_path}"
     return _default_client().models.load(ref, trust=trust)
