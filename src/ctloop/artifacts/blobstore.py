@@ -17,35 +17,45 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
-import shutil
 import stat as stat_mod
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ctloop._internal.hashing import CHUNK, canonical_json, is_sha256, sha256_file
-from ctloop._internal.names import check_relative_path
+from ctloop._internal.hashing import CHUNK, canonical_json, sha256_file
 from ctloop.errors import (
     Conflict,
     IntegrityError,
     InvalidInput,
     MissingExtraError,
     NotFound,
-    PayloadTooLarge,
     StoreError,
 )
 
 if TYPE_CHECKING:
     from ctloop.artifacts.hashcache import HashCache
     from ctloop.settings import Settings
+
+
+from ctloop.artifacts.filesystems import FsspecFS, LocalFS
+from ctloop.artifacts.manifest import (
+    DirEntry,
+    Scan,
+    ScannedFile,
+    StoredObject,
+    check_digest,
+    folder_or_raise,
+    manifest_bytes,
+    parse_manifest,
+    scan,
+    walk_folder,
+)
+from ctloop.artifacts.uploads import ObjectUpload
 
 __all__ = [
     "BlobStore",
@@ -54,6 +64,7 @@ __all__ = [
     "Scan",
     "ScannedFile",
     "StoredObject",
+    "manifest_bytes",
     "open_blob_store",
     "parse_manifest",
     "scan",
@@ -62,307 +73,6 @@ __all__ = [
 Progress = Callable[[int], None]
 SMALL_FILE = 4 << 20  # read whole, hash and write in one pass below this size
 OVERLAP_COPY = 64 << 20  # above this, copy in a thread while hashing
-
-
-@dataclass(frozen=True)
-class DirEntry:
-    """One file of a folder object."""
-
-    path: str
-    sha256: str
-    size: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {"path": self.path, "sha256": self.sha256, "size": self.size}
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    """What the store holds under one digest."""
-
-    digest: str
-    kind: str  # "file" | "dir"
-    size: int  # bytes of the file, or of all files of the folder
-    file_count: int
-    existed: bool = False  # True when nothing had to be written
-
-
-def manifest_bytes(entries: list[DirEntry]) -> bytes:
-    """The canonical manifest of a folder: entries sorted by path, canonical JSON."""
-    ordered = sorted(entries, key=lambda e: e.path)
-    return canonical_json([e.as_json() for e in ordered])
-
-
-def parse_manifest(
-    raw: bytes, digest: str, *, malformed: type[InvalidInput] = IntegrityError
-) -> list[DirEntry]:
-    """The entries of manifest bytes, each path checked to stay inside the folder.
-
-    Raises:
-        IntegrityError: (or ``malformed``) when ``raw`` is not a list of entries.
-        InvalidInput: for a path that could escape the folder or a malformed digest.
-    """
-    try:
-        items = json.loads(raw)
-        if not isinstance(items, list):
-            raise TypeError("not a list")
-        entries = [DirEntry(str(i["path"]), str(i["sha256"]), int(i["size"])) for i in items]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise malformed(f"folder object {digest} is not a valid manifest: {exc}") from exc
-    for e in entries:
-        check_relative_path(e.path, "path in a folder manifest")
-        BlobStore.key(e.sha256)
-    return entries
-
-
-def _walk_folder(root: Path, shown: str) -> list[tuple[str, str, os.stat_result]]:
-    """The regular files under ``root`` as (relative POSIX path, full path, stat), sorted."""
-    files: list[tuple[str, str, os.stat_result]] = []
-    prefix = len(os.path.join(str(root), ""))
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            full = os.path.join(dirpath, name)
-            try:
-                st = os.stat(full)
-            except FileNotFoundError:
-                continue  # vanished (or a dangling symlink) between listing and stat
-            if not stat_mod.S_ISREG(st.st_mode):
-                continue
-            rel = full[prefix:]
-            if os.sep != "/":
-                rel = rel.replace(os.sep, "/")
-            # Refuse now what read_manifest would refuse later (e.g. a '\\' in a name),
-            # rather than store a folder that can never be read back. Names from os.walk
-            # hold no '..' or absolute parts, so only the cheap checks remain.
-            if "\\" in rel or "\x00" in rel:
-                check_relative_path(rel, f"file name in folder {shown!r}")
-            files.append((rel, full, st))
-    return files
-
-
-def _folder_or_raise(root: Path, shown: str) -> None:
-    if not root.is_dir():
-        if root.exists():
-            raise InvalidInput(f"{shown!r} is not a folder; store a file with put_file")
-        raise NotFound(f"no such folder: {shown!r}")
-
-
-@dataclass(frozen=True)
-class ScannedFile:
-    """One file found by :func:`scan`: where it is here and what the store would call it."""
-
-    path: str  # relative path in the folder (a single file: its name)
-    source: str  # the file on this machine
-    sha256: str
-    size: int
-
-
-@dataclass(frozen=True)
-class Scan:
-    """What a file or folder would be stored as, computed without storing anything."""
-
-    digest: str
-    kind: str  # "file" | "dir"
-    size: int
-    files: tuple[ScannedFile, ...]
-    manifest: bytes | None = None  # a folder's manifest (its digest is ``digest``)
-
-    @property
-    def file_count(self) -> int:
-        return len(self.files)
-
-
-def scan(
-    path: str | os.PathLike[str],
-    *,
-    hash_cache: HashCache | None = None,
-    workers: int = 1,
-    progress: Progress | None = None,
-) -> Scan:
-    """Hash a file or folder the way the store would, without storing it.
-
-    Files known to ``hash_cache`` (unchanged inode, size and mtime) are not read; the
-    others are hashed in ``workers`` threads and remembered. This is the first step of an
-    upload to a remote store: the digests say which objects the other side lacks.
-
-    Raises:
-        NotFound: when ``path`` does not exist.
-        InvalidInput: when it is neither a regular file nor a folder.
-    """
-    p = Path(path)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise NotFound(f"no such file or folder: {str(path)!r}") from None
-    if stat_mod.S_ISDIR(st.st_mode):
-        files = _walk_folder(p, str(path))
-    elif stat_mod.S_ISREG(st.st_mode):
-        files = [(p.name, str(p), st)]
-    else:
-        raise InvalidInput(f"{str(path)!r} is neither a regular file nor a folder")
-    digests: list[str | None] = (
-        hash_cache.lookup(st for _, _, st in files)
-        if hash_cache is not None
-        else [None] * len(files)
-    )
-    sizes = [st.st_size for _, _, st in files]
-    todo = [i for i, d in enumerate(digests) if d is None]
-    if progress:
-        progress(sum(sizes[i] for i, d in enumerate(digests) if d is not None))
-    started = time.time_ns()
-
-    def one(i: int) -> None:
-        digests[i], sizes[i] = sha256_file(files[i][1])
-        if progress:
-            progress(sizes[i])
-
-    if len(todo) > 1 and workers > 1:
-        with ThreadPoolExecutor(workers, thread_name_prefix="ctloop-scan") as pool:
-            list(pool.map(one, todo))
-    else:
-        for i in todo:
-            one(i)
-    if hash_cache is not None and todo:
-        # A file whose size moved while it was read changed under us: not worth remembering.
-        fresh = [
-            (files[i][2], d)
-            for i in todo
-            if (d := digests[i]) is not None and sizes[i] == files[i][2].st_size
-        ]
-        hash_cache.remember(fresh, hashed_ns=started)
-    found = tuple(
-        ScannedFile(rel, full, d, size)
-        for (rel, full, _), d, size in zip(files, digests, sizes, strict=True)
-        if d is not None
-    )
-    if not stat_mod.S_ISDIR(st.st_mode):
-        (only,) = found
-        return Scan(only.sha256, "file", only.size, found)
-    data = manifest_bytes([DirEntry(f.path, f.sha256, f.size) for f in found])
-    total = sum(f.size for f in found)
-    return Scan(hashlib.sha256(data).hexdigest(), "dir", total, found, data)
-
-
-# --- file systems -------------------------------------------------------------------------
-
-
-class _LocalFS:
-    """Plain ``os`` calls: the fast path for the embedded store."""
-
-    def __init__(self, root: str) -> None:
-        self.root = Path(root)
-        self.tmp = self.root / "tmp"
-        self._root = str(self.root)
-        self._made: set[str] = set()  # folders known to exist: no mkdir per object
-
-    def url(self, key: str) -> str:
-        return os.path.join(self._root, key)
-
-    def exists(self, key: str) -> bool:
-        return os.path.exists(os.path.join(self._root, key))
-
-    def size(self, key: str) -> int:
-        try:
-            return os.stat(os.path.join(self._root, key)).st_size
-        except FileNotFoundError:
-            raise NotFound(f"no object {key} in the artifact store {self.root}") from None
-
-    def _mkdir(self, folder: str) -> None:
-        if folder not in self._made:
-            os.makedirs(folder, exist_ok=True)
-            self._made.add(folder)
-
-    def _tmp_name(self) -> Path:
-        self._mkdir(str(self.tmp))
-        return self.tmp / f"{uuid.uuid4().hex}.part"
-
-    def _publish(self, tmp: Path, key: str, *, chmod: bool = True) -> None:
-        final = os.path.join(self._root, key)
-        self._mkdir(os.path.dirname(final))
-        if chmod:
-            os.chmod(tmp, 0o444)  # objects are immutable; guard against in-place edits
-        os.replace(tmp, final)
-
-    def put_bytes(self, data: bytes, key: str) -> None:
-        tmp = self._tmp_name()
-        try:
-            # created read-only at once (the open descriptor may still write)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            self._publish(tmp, key, chmod=False)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
-
-    def copy_to_tmp(self, src: str) -> Path:
-        tmp = self._tmp_name()
-        try:
-            shutil.copyfile(src, tmp)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
-        return tmp
-
-    def put_tmp(self, tmp: Path, key: str) -> None:
-        try:
-            self._publish(tmp, key)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-
-    def discard_tmp(self, tmp: Path) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-    def put_file(self, src: str, key: str) -> None:
-        self.put_tmp(self.copy_to_tmp(src), key)
-
-    def open(self, key: str) -> IO[bytes]:
-        try:
-            return open(self.root / key, "rb")
-        except FileNotFoundError:
-            raise NotFound(f"no object {key} in the artifact store {self.root}") from None
-
-
-class _FsspecFS:
-    """Any fsspec file system (S3 through s3fs). A single PUT is atomic on object stores."""
-
-    def __init__(self, root: str, fs: Any) -> None:
-        self.root = root.rstrip("/")
-        self.fs = fs
-
-    def url(self, key: str) -> str:
-        return f"{self.root}/{key}"
-
-    def exists(self, key: str) -> bool:
-        return bool(self.fs.exists(self.url(key)))
-
-    def size(self, key: str) -> int:
-        try:
-            return int(self.fs.size(self.url(key)))
-        except FileNotFoundError:
-            raise NotFound(f"no object {key} in the artifact store {self.root}") from None
-
-    def put_bytes(self, data: bytes, key: str) -> None:
-        self.fs.pipe_file(self.url(key), data)
-
-    def put_file(self, src: str, key: str) -> None:
-        self.fs.put_file(src, self.url(key))
-
-    def open(self, key: str) -> IO[bytes]:
-        try:
-            f: IO[bytes] = self.fs.open(self.url(key), "rb")
-            return f
-        except FileNotFoundError:
-            raise NotFound(f"no object {key} in the artifact store {self.root}") from None
 
 
 # --- the store ----------------------------------------------------------------------------
@@ -382,26 +92,25 @@ class BlobStore:
         self.root = root
         self.hash_cache = hash_cache
         self.workers = max(1, workers)
-        self._fs: _LocalFS | _FsspecFS
+        self._fs: LocalFS | FsspecFS
         if fs is None and "://" not in root:
-            self._fs = _LocalFS(root)
+            self._fs = LocalFS(root)
         else:
-            self._fs = _FsspecFS(root, fs)
+            self._fs = FsspecFS(root, fs)
 
     def __repr__(self) -> str:
         return f"BlobStore({self.root!r})"
 
     @property
     def is_local(self) -> bool:
-        return isinstance(self._fs, _LocalFS)
+        return isinstance(self._fs, LocalFS)
 
     # --- naming -------------------------------------------------------------------------
 
     @staticmethod
     def key(digest: str, kind: str = "file") -> str:
         """The object key of a digest (``objects/sha256/ab/cdef…[.dir]``)."""
-        if not is_sha256(digest):
-            raise InvalidInput(f"invalid digest {digest!r}: expected 64 lowercase hex characters")
+        check_digest(digest)
         suffix = ".dir" if kind == "dir" else ""
         return f"objects/sha256/{digest[:2]}/{digest[2:]}{suffix}"
 
@@ -496,7 +205,7 @@ class BlobStore:
             existed = self._fs.exists(key)
             if not existed:
                 self._fs.put_bytes(data, key)
-        elif isinstance(self._fs, _LocalFS) and st.st_size >= OVERLAP_COPY:
+        elif isinstance(self._fs, LocalFS) and st.st_size >= OVERLAP_COPY:
             digest, existed = self._hash_and_copy_local(src, self._fs, progress)
             self._remember(st, digest, started, remember)
             return digest, existed
@@ -526,7 +235,7 @@ class BlobStore:
             self.hash_cache.remember([(st, digest)], hashed_ns=started)
 
     def _hash_and_copy_local(
-        self, src: str, fs: _LocalFS, progress: Progress | None
+        self, src: str, fs: LocalFS, progress: Progress | None
     ) -> tuple[str, bool]:
         """Hash a large file on this thread while a second thread copies it (two cores)."""
         result: dict[str, Any] = {}
@@ -568,8 +277,8 @@ class BlobStore:
         means the whole folder is present and re-adding it copies nothing.
         """
         root = Path(path)
-        _folder_or_raise(root, str(path))
-        files = _walk_folder(root, str(path))
+        folder_or_raise(root, str(path))
+        files = walk_folder(root, str(path))
         cached: list[str | None] = (
             self.hash_cache.lookup(st for _, _, st in files)
             if self.hash_cache is not None
@@ -709,7 +418,7 @@ class BlobStore:
             except NotFound:
                 return None
 
-        if isinstance(self._fs, _LocalFS) or len(keys) < 2:
+        if isinstance(self._fs, LocalFS) or len(keys) < 2:
             return {d: one(k) for d, k in keys.items()}
         # Remote stores: one round trip each, so many at once.
         with ThreadPoolExecutor(self.workers, thread_name_prefix="ctloop-stat") as pool:
@@ -832,95 +541,6 @@ class BlobStore:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-
-
-class ObjectUpload:
-    """A file object arriving in pieces, e.g. the body of an HTTP upload.
-
-    The bytes go to a temporary file while they are hashed; :meth:`commit` publishes them
-    under their digest only when they hash to the digest announced at the start, so no
-    client can store bytes under a name they do not have. Anything else (a wrong digest,
-    too many bytes, :meth:`abort`, leaving the ``with`` block) removes the temporary file.
-    """
-
-    def __init__(self, store: BlobStore, digest: str, max_bytes: int | None = None) -> None:
-        self.digest = digest
-        self.key = store.key(digest)
-        self.size = 0
-        self._store = store
-        self._max = max_bytes
-        self._hash = hashlib.sha256()
-        fs = store._fs
-        if isinstance(fs, _LocalFS):
-            self._tmp = fs._tmp_name()  # beside the objects: the publish is a rename
-            self._file = open(self._tmp, "xb")  # noqa: SIM115 - closed by commit or abort
-        else:
-            fd, name = tempfile.mkstemp(prefix="ctloop-upload-", suffix=".part")
-            self._tmp = Path(name)
-            self._file = os.fdopen(fd, "wb")
-        self._open = True
-
-    def write(self, data: bytes) -> None:
-        """Take the next piece.
-
-        Raises:
-            PayloadTooLarge: over ``max_bytes`` in all (the upload is aborted).
-        """
-        if not self._open:
-            raise StoreError(f"the upload of object {self.digest} is already finished")
-        self.size += len(data)
-        if self._max is not None and self.size > self._max:
-            self.abort()
-            raise PayloadTooLarge(
-                f"object {self.digest} is larger than the limit of {self._max} bytes; "
-                "nothing was stored"
-            )
-        self._hash.update(data)
-        self._file.write(data)
-
-    def commit(self) -> StoredObject:
-        """Publish the object if its bytes hash to its digest.
-
-        Raises:
-            IntegrityError: they hash to something else (nothing is stored).
-        """
-        if not self._open:
-            raise StoreError(f"the upload of object {self.digest} is already finished")
-        try:
-            self._file.close()
-            actual = self._hash.hexdigest()
-            if actual != self.digest:
-                raise IntegrityError(
-                    f"the bytes received as object {self.digest} hash to {actual}: the upload "
-                    "was corrupted or announced the wrong digest; nothing was stored"
-                )
-            fs = self._store._fs
-            existed = fs.exists(self.key)
-            if not existed:
-                if isinstance(fs, _LocalFS):
-                    fs.put_tmp(self._tmp, self.key)
-                else:
-                    fs.put_file(str(self._tmp), self.key)
-            return StoredObject(self.digest, "file", self.size, 1, existed)
-        finally:
-            self._open = False
-            with contextlib.suppress(FileNotFoundError):
-                self._tmp.unlink()
-
-    def abort(self) -> None:
-        """Drop what arrived so far (nothing is stored); harmless when already finished."""
-        if not self._open:
-            return
-        self._open = False
-        self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            self._tmp.unlink()
-
-    def __enter__(self) -> ObjectUpload:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.abort()
 
 
 def open_blob_store(settings: Settings) -> BlobStore:
