@@ -273,14 +273,14 @@ class ModelsAPI:
             target = store.get_version(conn, name, number)
             current = store.alias_target(conn, model["id"], alias)
             if current != number:
-                store.set_alias(conn, model["id"], alias, target["id"], now)
-                store.add_event(
+                store.move_alias(
                     conn,
                     model_id=model["id"],
                     alias=alias,
                     action=SET,
                     from_version=current,
                     to_version=number,
+                    version_id=target["id"],
                     reason=why,
                     actor=current_user(),
                     now=now,
@@ -302,14 +302,14 @@ class ModelsAPI:
             current = store.alias_target(conn, model["id"], alias)
             if current is None:
                 raise store.unknown_alias(conn, name, alias)
-            store.delete_alias(conn, model["id"], alias, now)
-            store.add_event(
+            store.move_alias(
                 conn,
                 model_id=model["id"],
                 alias=alias,
                 action=DELETE,
                 from_version=current,
                 to_version=None,
+                version_id=None,
                 reason=why,
                 actor=current_user(),
                 now=now,
@@ -341,14 +341,14 @@ class ModelsAPI:
             assert move.from_version is not None
             target = store.get_version(conn, name, move.from_version)
             current = store.alias_target(conn, model["id"], alias)
-            store.set_alias(conn, model["id"], alias, target["id"], now)
-            store.add_event(
+            store.move_alias(
                 conn,
                 model_id=model["id"],
                 alias=alias,
                 action=ROLLBACK,
                 from_version=current,
                 to_version=move.from_version,
+                version_id=target["id"],
                 reason=why,
                 actor=current_user(),
                 now=now,

@@ -29,10 +29,8 @@ from ctloop.store.tables import (
 )
 
 __all__ = [
-    "add_event",
     "add_version",
     "alias_target",
-    "delete_alias",
     "delete_version_tag",
     "get_model",
     "get_version",
@@ -42,8 +40,8 @@ __all__ = [
     "list_models",
     "list_versions",
     "lock_model",
+    "move_alias",
     "run_metrics",
-    "set_alias",
     "set_description",
     "set_version_tags",
     "unknown_alias",
@@ -373,7 +371,7 @@ def alias_target(conn: Connection, model_id: str, alias: str) -> int | None:
     return None if found is None else int(found)
 
 
-def set_alias(conn: Connection, model_id: str, alias: str, version_id: str, now: int) -> None:
+def _set_alias(conn: Connection, model_id: str, alias: str, version_id: str, now: int) -> None:
     """Point ``alias`` at a version (creating or moving it)."""
     stmt = upsert(conn, model_aliases).values(
         model_id=model_id, alias=alias, version_id=version_id, updated_at=now
@@ -386,7 +384,7 @@ def set_alias(conn: Connection, model_id: str, alias: str, version_id: str, now:
     _touch(conn, model_id, now)
 
 
-def delete_alias(conn: Connection, model_id: str, alias: str, now: int) -> None:
+def _delete_alias(conn: Connection, model_id: str, alias: str, now: int) -> None:
     """Remove ``alias`` (its events stay)."""
     conn.execute(
         delete(model_aliases).where(
@@ -396,7 +394,7 @@ def delete_alias(conn: Connection, model_id: str, alias: str, now: int) -> None:
     _touch(conn, model_id, now)
 
 
-def add_event(
+def _add_event(
     conn: Connection,
     *,
     model_id: str,
@@ -424,6 +422,39 @@ def add_event(
         .returning(alias_events.c.id)
     )
     return int(result.scalar_one())
+
+
+def move_alias(
+    conn: Connection,
+    *,
+    model_id: str,
+    alias: str,
+    action: str,
+    from_version: int | None,
+    to_version: int | None,
+    version_id: str | None,
+    reason: str | None,
+    actor: str,
+    now: int,
+) -> int:
+    """Point ``alias`` at ``version_id`` (or remove it when None) and record the move as
+    an event, in the caller's transaction: no alias changes without its event. The event id.
+    """
+    if version_id is None:
+        _delete_alias(conn, model_id, alias, now)
+    else:
+        _set_alias(conn, model_id, alias, version_id, now)
+    return _add_event(
+        conn,
+        model_id=model_id,
+        alias=alias,
+        action=action,
+        from_version=from_version,
+        to_version=to_version,
+        reason=reason,
+        actor=actor,
+        now=now,
+    )
 
 
 def list_events(conn: Connection, model_id: str, alias: str | None = None) -> list[Row]:
