@@ -69,6 +69,14 @@ def _capture_code_version(where: Path) -> dict[str, Any]:
     return info
 
 
+def run_source(capture_code: bool = True) -> dict[str, Any]:
+    """What a run records as its source: the code version (when ``capture_code``) and the
+    entry point (the script's file name)."""
+    source = code_version() if capture_code else {}
+    source["entry_point"] = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    return source
+
+
 def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
     """Installed versions of the packages that decide what a model does."""
     found: dict[str, str] = {}

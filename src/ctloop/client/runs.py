@@ -6,7 +6,6 @@ import base64
 import binascii
 import json
 import os
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -125,11 +124,7 @@ class RunsAPI(RunsShortcuts):
             raise InvalidInput(f"invalid run name {run_name!r}: use 1-256 characters")
         clean_tags = {check.key(k, "tag"): check.tag_value(k, v) for k, v in (tags or {}).items()}
         if source is None:
-            code: dict[str, Any] = env.code_version() if capture_code else {}
-            code["entry_point"] = (
-                os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else None
-            )
-            source = code
+            source = env.run_source(capture_code)
         run_id = new_id()
         row: dict[str, Any] = {
             "id": run_id,
@@ -321,48 +316,6 @@ class RunsAPI(RunsShortcuts):
         return RunArtifact(
             artifact_path, stored.digest, stored.kind, stored.size, stored.file_count
         )
-
-    def log_model(
-        self,
-        run_id: str,
-        model: Any,
-        name: str = "model",
-        input_example: Any = None,
-        flavor: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> RunArtifact:
-        """Write ``model`` as a model package and log it as the run's artifact ``name``.
-
-        The package records the signature (inferred from ``input_example``), pinned
-        requirements and the lineage: this run, the artifact path, the run's input dataset
-        versions and its git commit. See :func:`ctloop.models.write_package` for flavors.
-        """
-        import tempfile
-
-        from ctloop.models.package import write_package
-
-        artifact_path = check_relative_path(name)
-        run = self.get(run_id)
-        lineage = {
-            "run_id": run.id,
-            "artifact_path": artifact_path,
-            "inputs": [
-                {"dataset": i.dataset, "version": i.version, "digest": i.digest} for i in run.inputs
-            ],
-            "git_commit": run.source.get("git_commit"),
-            "git_dirty": run.source.get("git_dirty"),
-        }
-        with tempfile.TemporaryDirectory(prefix="ctloop-model-") as tmp:
-            folder = Path(tmp) / "package"
-            write_package(
-                model,
-                folder,
-                flavor=flavor,
-                input_example=input_example,
-                lineage=lineage,
-                metadata=dict(metadata) if metadata is not None else None,
-            )
-            return self.log_artifact(run_id, folder, artifact_path)
 
     def download_artifact(self, run_id: str, name: str, dest: str | os.PathLike[str]) -> Path:
         """Write a run's artifact to ``dest`` (verified against its digest)."""

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pydantic import TypeAdapter
@@ -134,11 +133,7 @@ class HttpRunsAPI(RunsShortcuts):
             raise InvalidInput(f"invalid run name {name!r}: use 1-256 characters")
         clean_tags = {check.key(k, "tag"): check.tag_value(k, v) for k, v in (tags or {}).items()}
         if source is None:
-            code: dict[str, Any] = env.code_version() if capture_code else {}
-            code["entry_point"] = (
-                os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else None
-            )
-            source = code
+            source = env.run_source(capture_code)
         body = {
             "experiment": experiment,
             "name": name,
@@ -271,35 +266,6 @@ class HttpRunsAPI(RunsShortcuts):
         body = {"path": _artifact_path(path), "digest": digest, "kind": kind}
         return _artifact.validate_python(
             self._ctx.request("POST", self._path(run_id, "artifacts"), json=body)
-        )
-
-    def log_model(
-        self,
-        run_id: str,
-        model: Any,
-        name: str = "model",
-        input_example: Any = None,
-        flavor: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> RunArtifact:
-        """Write ``model`` as a model package here and log it as the run's artifact ``name``.
-
-        See :meth:`ctloop.client.runs.RunsAPI.log_model`.
-        """
-        from ctloop.client.runs import RunsAPI
-
-        # The local method only composes get() and log_artifact(), which this class has
-        # too; running it on this object keeps the package and its lineage the same on
-        # both backends.
-        local = cast(RunsAPI, self)
-        return RunsAPI.log_model(
-            local,
-            run_id,
-            model,
-            name,
-            input_example=input_example,
-            flavor=flavor,
-            metadata=metadata,
         )
 
     def download_artifact(self, run_id: str, name: str, dest: str | os.PathLike[str]) -> Path:
