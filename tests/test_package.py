@@ -26,6 +26,7 @@ EXPECTED_ALL = [
     "InvalidInput",
     "ModelVersion",
     "NotFound",
+    "PipelineRun",
     "Run",
     "RunRecord",
     "active_run",
@@ -39,10 +40,12 @@ EXPECTED_ALL = [
     "log_metrics",
     "log_param",
     "log_params",
+    "pipeline",
     "register_model",
     "set_tag",
     "set_tags",
     "start_run",
+    "step",
 ]
 
 # Never pulled in by ``import ctloop``: each costs from 50 ms to over a second.

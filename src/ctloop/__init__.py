@@ -21,6 +21,7 @@ _LAZY: dict[str, str] = {
     "InvalidInput": "ctloop.errors",
     "ModelVersion": "ctloop.registry.entities",
     "NotFound": "ctloop.errors",
+    "PipelineRun": "ctloop.pipelines.entities",
     "Run": "ctloop.tracking.run",
     "RunRecord": "ctloop.tracking.entities",
     "active_run": "ctloop.tracking.fluent",
@@ -34,10 +35,12 @@ _LAZY: dict[str, str] = {
     "log_metrics": "ctloop.tracking.fluent",
     "log_param": "ctloop.tracking.fluent",
     "log_params": "ctloop.tracking.fluent",
+    "pipeline": "ctloop.pipelines.pipeline",
     "register_model": "ctloop.registry.fluent",
     "set_tag": "ctloop.tracking.fluent",
     "set_tags": "ctloop.tracking.fluent",
     "start_run": "ctloop.tracking.fluent",
+    "step": "ctloop.pipelines.step",
 }
 
 __all__ = [
@@ -49,6 +52,7 @@ __all__ = [
     "InvalidInput",
     "ModelVersion",
     "NotFound",
+    "PipelineRun",
     "Run",
     "RunRecord",
     "active_run",
@@ -62,10 +66,12 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "pipeline",
     "register_model",
     "set_tag",
     "set_tags",
     "start_run",
+    "step",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
@@ -73,6 +79,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ctloop.data.entities import DatasetVersion
     from ctloop.data.fluent import add_dataset, get_dataset
     from ctloop.errors import Conflict, CtloopError, InvalidInput, NotFound
+    from ctloop.pipelines.entities import PipelineRun
+    from ctloop.pipelines.pipeline import pipeline
+    from ctloop.pipelines.step import step
     from ctloop.registry.entities import ModelVersion
     from ctloop.registry.fluent import load_model, register_model
     from ctloop.tracking.entities import Experiment, RunRecord

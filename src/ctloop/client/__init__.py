@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from ctloop.client.datasets import DatasetsAPI
     from ctloop.client.experiments import ExperimentsAPI
     from ctloop.client.models import ModelsAPI
+    from ctloop.client.objects import ObjectsAPI
+    from ctloop.client.pipelines import PipelinesAPI
     from ctloop.client.runs import RunsAPI
     from ctloop.client.tokens import TokensAPI
     from ctloop.store import Database
@@ -97,6 +99,19 @@ class Client:
     def models(self) -> ModelsAPI:
         """The model registry: versions, aliases and their history, lineage, loading."""
         return self._api("models", "ModelsAPI")
+
+    @cached_property
+    def objects(self) -> ObjectsAPI:
+        """Content-addressed files and folders of the artifact store, by digest."""
+        return self._api("objects", "ObjectsAPI")
+
+    @cached_property
+    def pipelines(self) -> PipelinesAPI:
+        """Pipeline runs and step runs: their records and their outputs."""
+        api: PipelinesAPI = self._api("pipelines", "PipelinesAPI")
+        api._owner = self
+        api._objects = self.objects
+        return api
 
     @cached_property
     def tokens(self) -> TokensAPI:

@@ -250,3 +250,69 @@ api_tokens = Table(
     Column("last_used_at", BigInteger, nullable=True),  # updated at most once a minute
     Column("revoked_at", BigInteger, nullable=True),
 )
+
+# --- pipelines and validation suites (migration 0004) -------------------------------------
+
+# One execution of a pipeline. Params and metrics logged by its steps go to the tracking
+# run ``run_id`` (created with the pipeline run); ``graph`` is the DAG as planned.
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("pipeline", String(256), nullable=False),  # the pipeline's name
+    Column("run_id", ID, ForeignKey("runs.id", ondelete="RESTRICT"), nullable=True),
+    Column("status", String(16), nullable=False),  # RUNNING | COMPLETED | FAILED
+    Column("executor", String(16), nullable=False),  # inline | local | ray
+    Column("params", JSON, nullable=False),
+    Column("graph", JSON, nullable=False),  # [{name, step, upstream: [...]}] in plan order
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger, nullable=True),
+    Column("user", String(256), nullable=False),
+    Column("error", Text, nullable=True),
+    Index("ix_pipeline_runs_pipeline_start", "pipeline", "start_time"),
+)
+
+# One step of one pipeline run. ``inputs`` and ``outputs`` hold artifact references
+# ({name: {digest, kind, materializer, type}}); a cache hit points ``cached_from`` at the
+# step run whose outputs it reused.
+step_runs = Table(
+    "step_runs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column(
+        "pipeline_run_id", ID, ForeignKey("pipeline_runs.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String(256), nullable=False),  # unique within the pipeline run
+    Column("step", String(512), nullable=False),  # module:qualname of the function
+    Column("status", String(16), nullable=False),
+    Column("cache_key", String(64), nullable=True),
+    Column("cache_hit", Boolean, nullable=False, default=False),
+    Column("cached_from", ID, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("params", JSON, nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("outputs", JSON, nullable=False),
+    Column("upstream", JSON, nullable=False),  # names of the step runs it waited for
+    Column("start_time", BigInteger, nullable=True),
+    Column("end_time", BigInteger, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("logs", JSON, nullable=True),  # {"stdout": digest, "stderr": digest}
+    UniqueConstraint("pipeline_run_id", "name", name="uq_step_runs_pipeline_run_name"),
+    Index("ix_step_runs_cache_key", "cache_key", "status"),
+)
+
+# Validation suites attached to a dataset version; the YAML itself is a blob (``digest``).
+dataset_suites = Table(
+    "dataset_suites",
+    metadata,
+    Column(
+        "dataset_version_id",
+        ID,
+        ForeignKey("dataset_versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("name", String(128), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(256), nullable=True),
+)
