@@ -35,12 +35,12 @@ _LAZY: dict[str, str] = {
     "log_metrics": "ctloop.tracking.fluent",
     "log_param": "ctloop.tracking.fluent",
     "log_params": "ctloop.tracking.fluent",
-    "pipeline": "ctloop.pipelines.pipeline",
+    "pipeline": "ctloop.pipelines.definition",
     "register_model": "ctloop.registry.fluent",
     "set_tag": "ctloop.tracking.fluent",
     "set_tags": "ctloop.tracking.fluent",
     "start_run": "ctloop.tracking.fluent",
-    "step": "ctloop.pipelines.step",
+    "step": "ctloop.pipelines.steps",
 }
 
 __all__ = [
@@ -80,8 +80,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ctloop.data.fluent import add_dataset, get_dataset
     from ctloop.errors import Conflict, CtloopError, InvalidInput, NotFound
     from ctloop.pipelines.entities import PipelineRun
-    from ctloop.pipelines.pipeline import pipeline
-    from ctloop.pipelines.step import step
+    from ctloop.pipelines.definition import pipeline
+    from ctloop.pipelines.steps import step
     from ctloop.registry.entities import ModelVersion
     from ctloop.registry.fluent import load_model, register_model
     from ctloop.tracking.entities import Experiment, RunRecord

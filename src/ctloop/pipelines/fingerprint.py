@@ -14,6 +14,7 @@ ctloop itself: a library's code is pinned by its version (the environment), not 
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import inspect
 import marshal
@@ -23,6 +24,7 @@ import sysconfig
 import textwrap
 import types
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -92,24 +94,36 @@ def is_project_local(obj: Any) -> bool:
 
 def code_digest(fn: Any) -> str:
     """sha256 of ``fn``'s normalised source and that of the project-local code it reaches."""
-    parts = sorted(_reachable(fn))
+    parts = sorted(_reachable(_unwrap(fn)))
     h = hashlib.sha256()
     for name, digest in parts:
         h.update(f"{name}\0{digest}\n".encode())
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class _Constant:
+    """A module-level value of a project module that code reads (``N_TREES = 100``)."""
+
+    where: str
+    value: str  # its repr
+
+
 def _reachable(root: Any) -> set[tuple[str, str]]:
     """(qualified name, source digest) of ``root`` and every project-local object it uses."""
     seen: dict[int, tuple[str, str]] = {}
+    constants: set[tuple[str, str]] = set()
     todo = [root]
     while todo:
         obj = todo.pop()
+        if isinstance(obj, _Constant):
+            constants.add((obj.where, hashlib.sha256(obj.value.encode()).hexdigest()))
+            continue
         if id(obj) in seen:
             continue
         seen[id(obj)] = (_qualname(obj), _source_digest(obj))
-        todo.extend(d for d in _dependencies(obj) if id(d) not in seen)
-    return set(seen.values())
+        todo.extend(d for d in _dependencies(obj) if isinstance(d, _Constant) or id(d) not in seen)
+    return set(seen.values()) | constants
 
 
 def _qualname(obj: Any) -> str:
@@ -117,20 +131,35 @@ def _qualname(obj: Any) -> str:
 
 
 def _unwrap(obj: Any) -> Any:
-    from ctloop.pipelines.step import Step
+    """The function behind a step or a decorator (``functools.cache``, ``wraps``)."""
+    from ctloop.pipelines.steps import Step
 
     if isinstance(obj, Step):
-        return obj.fn
-    return obj
+        obj = obj.fn
+    try:
+        return inspect.unwrap(obj) if callable(obj) else obj
+    except ValueError:  # a cycle of __wrapped__
+        return obj
+
+
+_SIMPLE = (int, float, str, bytes, bool, type(None))
+
+
+def _is_constant(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, _SIMPLE):
+        return True
+    if depth < 3 and isinstance(value, tuple | frozenset):
+        return all(_is_constant(v, depth + 1) for v in value)
+    return False
 
 
 def _dependencies(obj: Any) -> Iterator[Any]:
-    """Project-local functions and classes that ``obj``'s code refers to."""
+    """Project-local functions, classes and constants that ``obj``'s code refers to."""
     if inspect.isclass(obj):
         for member in vars(obj).values():
-            inner = getattr(member, "__func__", member)  # staticmethod / classmethod
-            if isinstance(inner, types.FunctionType):
-                yield from _dependencies(inner)
+            for inner in _members(member):
+                if isinstance(inner, types.FunctionType):
+                    yield from _dependencies(inner)
         for base in obj.__mro__[1:]:
             if base is not object and is_project_local(base):
                 yield base
@@ -138,27 +167,50 @@ def _dependencies(obj: Any) -> Iterator[Any]:
     if not isinstance(obj, types.FunctionType):
         return
     names = set(_names(obj.__code__))
-    candidates: list[Any] = []
+    module_name = obj.__module__
+    candidates: list[tuple[str, Any]] = []
     for name in names:
         if name in obj.__globals__:
-            candidates.append(obj.__globals__[name])
+            candidates.append((f"{module_name}.{name}", obj.__globals__[name]))
     for cell in obj.__closure__ or ():
         try:
-            candidates.append(cell.cell_contents)
+            candidates.append(("", cell.cell_contents))
         except ValueError:  # an empty cell
             pass
-    for value in candidates:
-        value = _unwrap(value)
-        if isinstance(value, types.ModuleType):
-            if not is_project_local(value):
-                continue
-            # module.attr: the attributes the code names, when they live in that module
-            for name in names:
-                attr = _unwrap(getattr(value, name, None))
-                if _is_local_code(attr):
-                    yield attr
-        elif _is_local_code(value):
-            yield value
+    for default in (*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values()):
+        candidates.append(("", default))
+    local_module = is_project_local(obj)
+    for where, value in candidates:
+        yield from _follow(where, value, names, local_module, depth=0)
+
+
+def _follow(where: str, value: Any, names: set[str], local: bool, depth: int) -> Iterator[Any]:
+    value = _unwrap(value)
+    if isinstance(value, types.ModuleType):
+        if depth > 5 or not is_project_local(value):
+            return
+        # module.attr (and pkg.sub.attr): the attributes the code names, in that module
+        for name in names:
+            if name in vars(value):
+                yield from _follow(
+                    f"{value.__name__}.{name}", vars(value)[name], names, True, depth + 1
+                )
+    elif _is_local_code(value):
+        yield value
+    elif where and local and _is_constant(value):
+        yield _Constant(where, repr(value))
+    elif not isinstance(value, type) and _is_local_code(type(value)):
+        yield type(value)  # an instance of a project class: its methods are code it runs
+
+
+def _members(member: Any) -> Iterator[Any]:
+    """The functions inside a class attribute: methods, static/class methods, properties."""
+    if isinstance(member, property):
+        yield from (f for f in (member.fget, member.fset, member.fdel) if f is not None)
+    elif isinstance(member, functools.cached_property):
+        yield member.func
+    else:
+        yield _unwrap(getattr(member, "__func__", member))
 
 
 def _is_local_code(value: Any) -> bool:

@@ -80,7 +80,8 @@ def _is_series(value: Any) -> bool:
 
 def _is_array(value: Any) -> bool:
     np = _loaded("numpy")
-    return np is not None and isinstance(value, np.ndarray) and value.dtype != object
+    # exactly ndarray: subclasses (masked arrays, matrices) would lose what makes them so
+    return np is not None and type(value) is np.ndarray and value.dtype != object
 
 
 def _loaded(module: str) -> Any:
@@ -105,18 +106,24 @@ def _read_frame(path: Path) -> Any:
 
 
 _SERIES_COLUMN = "__ctloop_series__"
+_NAME_KEY = "ctloop.series_name"
 
 
 def _write_series(value: Any, folder: Path) -> Path:
+    name = value.name
+    if not (name is None or isinstance(name, str) or type(name) is int):
+        raise _NotThisOne(f"a Series named {name!r}")  # Parquet metadata keeps str/int only
     frame = value.to_frame(name=_SERIES_COLUMN)
-    frame.attrs["series_name"] = value.name if isinstance(value.name, str | int) else None
+    frame.attrs = {**value.attrs, _NAME_KEY: name}
     return _write_frame(frame, folder)
 
 
 def _read_series(path: Path) -> Any:
     frame = _read_frame(path)
-    series = frame[_SERIES_COLUMN]
-    series.name = frame.attrs.get("series_name")
+    attrs = dict(frame.attrs)
+    name = attrs.pop(_NAME_KEY, None)
+    series = frame[_SERIES_COLUMN].rename(name)
+    series.attrs = attrs
     return series
 
 
@@ -170,8 +177,10 @@ def _read_model(path: Path) -> Any:
 def _is_json(value: Any, depth: int = 0) -> bool:
     if depth > 100:
         return False
-    if value is None or isinstance(value, bool | str):
+    if value is None or isinstance(value, bool):
         return True
+    if isinstance(value, str):
+        return _encodable(value)
     if isinstance(value, int):
         return type(value) is int
     if isinstance(value, float):
@@ -179,8 +188,19 @@ def _is_json(value: Any, depth: int = 0) -> bool:
     if isinstance(value, list):
         return all(_is_json(v, depth + 1) for v in value)
     if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_json(v, depth + 1) for k, v in value.items())
+        return all(
+            isinstance(k, str) and _encodable(k) and _is_json(v, depth + 1)
+            for k, v in value.items()
+        )
     return False
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")  # lone surrogates (from os.fsdecode) are not
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _write_json(value: Any, folder: Path) -> Path:

@@ -27,12 +27,12 @@ from ctloop.errors import InvalidInput
 from ctloop.pipelines.entities import ArtifactRef, PipelineStatus, StepStatus
 from ctloop.pipelines.executors import EXECUTORS, Executor, make_executor
 from ctloop.pipelines.fingerprint import cache_key, code_digest
-from ctloop.pipelines.materializers import MATERIALIZERS
+from ctloop.pipelines.materializers import MATERIALIZERS, _is_json
 
 if TYPE_CHECKING:
     from ctloop.client import Client
+    from ctloop.pipelines.definition import Node, Pipeline, Plan
     from ctloop.pipelines.entities import PipelineRun
-    from ctloop.pipelines.pipeline import Node, Pipeline, Plan
     from ctloop.pipelines.worker import StepOutcome, StepTask
     from ctloop.settings import Settings
 
@@ -65,6 +65,7 @@ def run_plan(
     raise_on_failure: bool,
     max_workers: int | None,
     ray_address: str | None,
+    echo: bool = True,
 ) -> PipelineRun:
     """Run ``plan`` and record it; see the module docstring."""
     if executor not in EXECUTORS:
@@ -86,9 +87,10 @@ def run_plan(
                     stacklevel=3,
                 )
     driver = _Driver(pipeline, plan, params, executor, cache, client, max_workers, ray_address)
+    driver.echo = echo
     record = driver.run()
     if record.status is PipelineStatus.FAILED and raise_on_failure:
-        from ctloop.pipelines.pipeline import PipelineFailed
+        from ctloop.pipelines.definition import PipelineFailed
 
         raise PipelineFailed(failure_summary(record), record)
     return record
@@ -137,6 +139,9 @@ class _Driver:
         self.started: dict[str, int] = {}
         self.running: dict[Any, _Attempt] = {}
         self.literals: dict[str, dict[str, ArtifactRef]] = {}
+        self.keys: dict[str, str] = {}
+        self.looked_up: set[str] = set()  # steps whose cache was already consulted
+        self.echo = True
         self.exe: Executor | None = None
         self.tracking_run_id: str | None = None
         self.settings: Settings | None = None
@@ -259,8 +264,11 @@ class _Driver:
             if any(a.node == name for a in self.running.values()):
                 continue
             inputs = self._inputs(node)
-            key = self._key(node, inputs)
-            if self.attempts[name] == 0 and self.cache and node.step.options.cache:
+            if name not in self.keys:
+                self.keys[name] = self._key(node, inputs)
+            key = self.keys[name]
+            if name not in self.looked_up and self.cache and node.step.options.cache:
+                self.looked_up.add(name)
                 hit = self.client.pipelines.find_cached(key)
                 if hit is not None:
                     self.outputs[name] = dict(hit.outputs)
@@ -306,9 +314,19 @@ class _Driver:
         return inputs
 
     def _key(self, node: Node, inputs: dict[str, ArtifactRef]) -> str:
+        params = dict(node.params)
+        extra = node.step.options.cache_extra
+        if extra is not None:
+            value = extra(dict(node.params), self.client)
+            if not _is_json(value):
+                raise InvalidInput(
+                    f"cache_extra of step {node.name!r} returned a {type(value).__name__}; "
+                    "it must return a JSON value (e.g. a digest or version string)"
+                )
+            params["\0cache_extra"] = value
         return cache_key(
             self.code[node.name],
-            node.params,
+            params,
             {arg: ref.digest for arg, ref in inputs.items()},
             {**{arg: ref.materializer for arg, ref in inputs.items()}, "*": self.materializers},
         )
@@ -341,6 +359,8 @@ class _Driver:
             inputs=inputs,
             settings=self._task_settings(),
             tracking_run_id=self.tracking_run_id,
+            pipeline_run_id=self.id,
+            echo=self.echo,
         )
         start = now_ms()
         self.started.setdefault(node.name, start)

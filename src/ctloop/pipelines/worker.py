@@ -23,7 +23,7 @@ from ctloop.pipelines.entities import ArtifactRef
 
 if TYPE_CHECKING:
     from ctloop.client import Client
-    from ctloop.pipelines.step import Step
+    from ctloop.pipelines.steps import Step
     from ctloop.settings import Settings
 
 __all__ = ["StepOutcome", "StepTask", "execute"]
@@ -43,6 +43,8 @@ class StepTask:
     inputs: dict[str, ArtifactRef]
     settings: Settings | None = None  # for workers in other processes to open the store
     tracking_run_id: str | None = None
+    pipeline_run_id: str = ""
+    echo: bool = True  # also print what the step prints (it is captured either way)
 
 
 @dataclass
@@ -96,7 +98,11 @@ def execute(task: StepTask, client: Client | None = None, *, echo: bool = True) 
         kwargs = dict(task.params)
         for arg, ref in task.inputs.items():
             kwargs[arg] = materializers.load(ref, client.objects)
-        with _captured(out, err, echo), _tracking(client, task.tracking_run_id):
+        with (
+            _captured(out, err, echo),
+            _tracking(client, task.tracking_run_id),
+            _context(client, task),
+        ):
             result = task.step.fn(**kwargs)
         values = _split(task, result)
         with warnings.catch_warnings(record=True) as caught:
@@ -164,6 +170,26 @@ def _captured(out: io.StringIO, err: io.StringIO, echo: bool) -> Iterator[None]:
         yield
     finally:
         sys.stdout, sys.stderr = old_out, old_err
+
+
+@contextlib.contextmanager
+def _context(client: Client, task: StepTask) -> Iterator[None]:
+    from ctloop.pipelines.context import StepContext, _current
+
+    token = _current.set(
+        StepContext(
+            client=client,
+            pipeline_run_id=task.pipeline_run_id,
+            step_run_id=task.step_run_id,
+            step=task.node,
+            attempt=task.attempt,
+            tracking_run_id=task.tracking_run_id,
+        )
+    )
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 @contextlib.contextmanager

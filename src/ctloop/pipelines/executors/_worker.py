@@ -36,7 +36,7 @@ def main(address: str) -> None:
             now = now_ms()
             outcome = StepOutcome(ok=False, start_ms=now, end_ms=now, error=describe_error(exc))
         else:
-            outcome = execute(task, echo=True)
+            outcome = execute(task, echo=task.echo)
         sys.stdout.flush()
         sys.stderr.flush()
         conn.send_bytes(pickle.dumps(outcome))

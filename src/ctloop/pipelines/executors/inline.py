@@ -26,7 +26,7 @@ class InlineExecutor:
         from ctloop.pipelines.worker import execute
 
         self._next += 1
-        self._done[self._next] = execute(task, self._client, echo=True)
+        self._done[self._next] = execute(task, self._client, echo=task.echo)
         return self._next
 
     def wait(self, handles: list[Any], timeout: float | None) -> list[tuple[Any, StepOutcome]]:

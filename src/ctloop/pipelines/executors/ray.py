@@ -38,7 +38,7 @@ def _run_task(payload: bytes, path: list[str]) -> bytes:
         now = now_ms()
         outcome = StepOutcome(ok=False, start_ms=now, end_ms=now, error=describe_error(exc))
     else:
-        outcome = execute(task, echo=True)
+        outcome = execute(task, echo=task.echo)
     return pickle.dumps(outcome)
 
 

@@ -11,6 +11,7 @@ import contextvars
 import functools
 import importlib
 import inspect
+import math
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -37,6 +38,9 @@ class StepOptions:
             stop a function running in its own thread and warns instead).
         outputs: names of the outputs when the function returns a tuple of several.
         name: the step's name in the graph (default: the function's name).
+        cache_extra: ``f(params, client) -> JSON`` computed before each run; its value
+            joins the cache key. For what the step reads from outside its inputs: e.g. the
+            version ``churn@latest`` resolves to now, or the current champion.
     """
 
     cache: bool = True
@@ -45,24 +49,35 @@ class StepOptions:
     timeout: float | None = None
     outputs: tuple[str, ...] | None = None
     name: str | None = None
+    cache_extra: Callable[[dict[str, Any], Any], Any] | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.retries, int) or self.retries < 0:
+        if not isinstance(self.cache, bool):
+            raise InvalidInput(f"cache must be True or False, not {self.cache!r}")
+        if type(self.retries) is not int or self.retries < 0:
             raise InvalidInput(f"retries must be a whole number >= 0, not {self.retries!r}")
-        if self.retry_delay < 0:
+        if not _seconds(self.retry_delay) or self.retry_delay < 0:
             raise InvalidInput(f"retry_delay must be >= 0 seconds, not {self.retry_delay!r}")
-        if self.timeout is not None and not self.timeout > 0:
+        if self.timeout is not None and (not _seconds(self.timeout) or self.timeout <= 0):
             raise InvalidInput(f"timeout must be > 0 seconds (or None), not {self.timeout!r}")
         if self.outputs is not None:
             names = list(self.outputs)
             if (
-                not names
+                isinstance(self.outputs, str)
+                or not names
                 or len(set(names)) != len(names)
                 or not all(isinstance(n, str) and n.isidentifier() for n in names)
             ):
                 raise InvalidInput(
-                    f"outputs must be distinct Python identifiers, not {self.outputs!r}"
+                    f"outputs must be a tuple of distinct Python identifiers, not "
+                    f"{self.outputs!r} (one output needs no name; else e.g. outputs=('X', 'y'))"
                 )
+        if self.cache_extra is not None and not callable(self.cache_extra):
+            raise InvalidInput(f"cache_extra must be a function, not {self.cache_extra!r}")
+
+
+def _seconds(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -118,8 +133,8 @@ class Step:
 
     def with_options(self, **changes: Any) -> Step:
         """A copy of this step with some options changed, e.g. ``train.with_options(name="b")``."""
-        if "outputs" in changes and changes["outputs"] is not None:
-            changes["outputs"] = tuple(changes["outputs"])
+        if "outputs" in changes:
+            changes["outputs"] = _output_names(changes["outputs"])
         try:
             options = replace(self.options, **changes)
         except TypeError as exc:
@@ -174,18 +189,53 @@ def _import_step(module: str, qualname: str) -> Step:
     return found
 
 
+def _output_names(outputs: Any) -> tuple[str, ...] | None:
+    if outputs is None:
+        return None
+    if isinstance(outputs, str):
+        raise InvalidInput(
+            f"outputs={outputs!r} is one string; name several outputs with a tuple, e.g. "
+            f"outputs=({outputs!r}, 'other'); a single output needs no name"
+        )
+    try:
+        return tuple(outputs)
+    except TypeError:
+        raise InvalidInput(f"outputs must be a tuple of names, not {outputs!r}") from None
+
+
 def _outputs_from_annotation(fn: Callable[..., Any]) -> tuple[str, ...]:
     """``output`` for one return value; ``output_0, output_1 …`` for ``-> tuple[A, B]``."""
     try:
-        hints = typing.get_type_hints(fn)
-    except Exception:  # unresolvable annotations (forward references): one output
-        return ("output",)
-    ret = hints.get("return")
+        ret = typing.get_type_hints(fn).get("return")
+    except Exception:  # names the annotation uses do not resolve here: read it as written
+        return _outputs_from_text(getattr(fn, "__annotations__", {}).get("return"))
     if typing.get_origin(ret) is tuple:
         parts = typing.get_args(ret)
         if parts and Ellipsis not in parts and parts != ((),):
             return tuple(f"output_{i}" for i in range(len(parts)))
     return ("output",)
+
+
+def _outputs_from_text(annotation: Any) -> tuple[str, ...]:
+    """The outputs of a return annotation kept as text (``from __future__ import annotations``)."""
+    import ast
+
+    if not isinstance(annotation, str):
+        return ("output",)
+    try:
+        node = ast.parse(annotation, mode="eval").body
+    except SyntaxError:
+        return ("output",)
+    if not isinstance(node, ast.Subscript):
+        return ("output",)
+    base = node.value
+    name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+    if name not in ("tuple", "Tuple"):
+        return ("output",)
+    parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+    if any(isinstance(p, ast.Constant) and p.value is Ellipsis for p in parts):
+        return ("output",)
+    return tuple(f"output_{i}" for i in range(len(parts)))
 
 
 @overload
@@ -201,6 +251,7 @@ def step(
     timeout: float | None = None,
     outputs: Sequence[str] | None = None,
     name: str | None = None,
+    cache_extra: Callable[[dict[str, Any], Any], Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Step]: ...
 
 
@@ -214,6 +265,7 @@ def step(
     timeout: float | None = None,
     outputs: Sequence[str] | None = None,
     name: str | None = None,
+    cache_extra: Callable[[dict[str, Any], Any], Any] | None = None,
 ) -> Step | Callable[[Callable[..., Any]], Step]:
     """Make a function a pipeline step: ``@step`` or ``@step(cache=False, retries=2, …)``.
 
@@ -228,8 +280,9 @@ def step(
         retries=retries,
         retry_delay=retry_delay,
         timeout=timeout,
-        outputs=tuple(outputs) if outputs is not None else None,
+        outputs=_output_names(outputs),
         name=name,
+        cache_extra=cache_extra,
     )
     if fn is not None:
         return Step(fn, options)

@@ -1,7 +1,7 @@
 """``@pipeline``: a function that calls steps; calling it plans the graph, ``.run`` runs it.
 
 Planning calls the pipeline function once with the run's params. Each step call inside it
-adds a node and returns placeholders (:class:`~ctloop.pipelines.step.OutputRef`); passing
+adds a node and returns placeholders (:class:`~ctloop.pipelines.steps.OutputRef`); passing
 a placeholder to another step is an edge. Plain values become the step's params (part of
 its cache key). Python control flow on the pipeline's own params works while planning; on
 step outputs it cannot (they do not exist yet): branch inside a step instead.
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from ctloop.errors import CtloopError, InvalidInput, NotFound
-from ctloop.pipelines.step import OutputRef, Step, _planning
+from ctloop.pipelines.steps import OutputRef, Step, _planning
 
 if TYPE_CHECKING:
     from ctloop.client import Client
@@ -185,6 +185,7 @@ class Pipeline:
         raise_on_failure: bool = True,
         max_workers: int | None = None,
         ray_address: str | None = None,
+        echo: bool = True,
         params: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> PipelineRun:
@@ -198,6 +199,8 @@ class Pipeline:
             raise_on_failure: raise :class:`PipelineFailed` when a step fails.
             max_workers: parallel steps for ``local`` and ``ray`` (default: CPUs).
             ray_address: the Ray cluster to join (default: start a local one).
+            echo: print what steps print as they run (it is kept in the step runs' logs
+                either way).
             params: the pipeline's params (or give them as keyword arguments).
         """
         from ctloop.pipelines.runner import run_plan
@@ -215,6 +218,7 @@ class Pipeline:
             raise_on_failure=raise_on_failure,
             max_workers=max_workers,
             ray_address=ray_address,
+            echo=echo,
         )
 
 
@@ -280,7 +284,7 @@ def resolve_pipeline(target: str) -> Pipeline:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
+            if exc.name and (exc.name == module_name or module_name.startswith(exc.name + ".")):
                 raise NotFound(
                     f"cannot import {module_name!r} (from {cwd}); run from the folder that "
                     "holds it, or give the file: path/to/file.py:attribute"
@@ -298,6 +302,15 @@ def _import_file(path: Path) -> Any:
     import importlib.util
 
     name = path.stem
+    if not name.isidentifier():
+        raise InvalidInput(
+            f"cannot import {str(path)!r}: {name!r} is not a Python module name; rename the file"
+        )
+    if name in sys.stdlib_module_names:
+        raise InvalidInput(
+            f"cannot import {str(path)!r}: it would shadow the standard library module "
+            f"{name!r}; rename the file"
+        )
     folder = str(path.resolve().parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)  # its siblings import as they would when run directly
@@ -305,5 +318,9 @@ def _import_file(path: Path) -> Any:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)  # no half-built module left behind
+        raise
     return module
