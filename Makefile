@@ -38,7 +38,7 @@ help:
 	@echo "make demo   - run the end-to-end demo (creates .venv on first use)"
 	@echo "make test   - run the test suite (PYTEST_ARGS='...' passes arguments to pytest)"
 	@echo "make lint   - ruff check, ruff format --check, mypy"
-	@echo "make bench  - run every bench/*.py against the peers (mlflow, dvc) in .venv-bench"
+	@echo "make bench  - run every bench/*.py against the peers (mlflow, dvc, prefect) in .venv-bench"
 	@echo "              (BENCH_ARGS=--quick for a smoke run)"
 	@echo "make lock   - regenerate constraints.txt from a fresh resolve of .[all,dev]"
 	@echo "make clean  - remove the virtualenvs, caches and build output"
@@ -65,7 +65,7 @@ $(BENCH_VENV)/bin/python:
 # ctloop goes in with its pins first; the peers follow unpinned (they are not ctloop's
 # dependencies, and mlflow caps packages such as pyarrow and cryptography below our pins), so
 # pip moves a shared package only where a peer needs it. Both then run in the same env.
-BENCH_PEERS ?= 'mlflow>=3,<4' 'dvc>=3'
+BENCH_PEERS ?= 'mlflow>=3,<4' 'dvc>=3' 'prefect>=3,<4'
 $(BENCH_STAMP): pyproject.toml constraints.txt | $(BENCH_VENV)/bin/python
 	$(call check_python,$(BENCH_VENV)/bin/python,$(BENCH_VENV))
 	@echo "installing ctloop[all] (pinned) and $(BENCH_PEERS) into $(BENCH_VENV) (a few minutes)"
