@@ -82,7 +82,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Python only: ruff would also reformat the code blocks of the Markdown docs.
-LINT_PATHS = $(wildcard src tests scripts bench)
+LINT_PATHS = $(wildcard src tests scripts bench examples)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)

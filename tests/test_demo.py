@@ -14,7 +14,9 @@ from ctloop.tracking.entities import RunStatus
 
 def test_demo_versions_data_and_tracks_two_models(tmp_path: Path) -> None:
     lines: list[str] = []
-    result = run_demo(str(tmp_path / "store"), rows=3000, seed=1, say=lines.append, server=False)
+    result = run_demo(
+        str(tmp_path / "store"), rows=3000, seed=1, say=lines.append, server=False, pipeline=False
+    )
     client = ctloop.Client(store=str(tmp_path / "store"))
     version = client.datasets.get("churn@latest")
     assert version.version == 1 and version.row_count == 3000
@@ -59,6 +61,7 @@ def test_demo_command_on_a_given_store_reuses_the_dataset_version(tmp_path: Path
                 "--rows",
                 "1500",
                 "--no-server",
+                "--no-pipeline",
             ],
             capture_output=True,
             text=True,
@@ -73,7 +76,7 @@ def test_demo_command_on_a_given_store_reuses_the_dataset_version(tmp_path: Path
 
 def test_demo_runs_the_same_job_through_a_real_server(tmp_path: Path) -> None:
     lines: list[str] = []
-    result = run_demo(str(tmp_path / "store"), rows=1500, seed=2, say=lines.append)
+    result = run_demo(str(tmp_path / "store"), rows=1500, seed=2, say=lines.append, pipeline=False)
     remote = result.remote
     assert remote is not None and remote.store.startswith("http://127.0.0.1:")
     assert remote.reloaded_matches and remote.dataset.digest == result.dataset.digest
@@ -83,3 +86,23 @@ def test_demo_runs_the_same_job_through_a_real_server(tmp_path: Path) -> None:
     assert {r.name for r in served.runs.search("churn").runs} == {"demo-baseline", "demo-gbm"}
     assert served.datasets.get("churn@1").digest == result.dataset.digest
     assert any(line.startswith("remote ") for line in lines)
+
+
+def test_demo_runs_the_training_pipeline_cold_cached_and_on_new_data(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = run_demo(str(tmp_path / "store"), rows=1500, seed=3, say=lines.append, server=False)
+    assert result.pipeline is not None
+    cold, cached, new_data = result.pipeline.runs
+    assert {s.status.value for s in cold.steps} == {"COMPLETED"}
+    assert cached.cache_hits == len(cached.steps) == 8  # unchanged: nothing ran
+    ran = {s.name for s in new_data.steps if not s.cache_hit}
+    assert ran == {s.name for s in new_data.steps} - {"dataset_suite"}
+    client = ctloop.Client(store=str(tmp_path / "store"))
+    assert client.datasets.get("churn@latest").version == 2
+    assert client.runs.get(new_data.run_id).inputs[0].version == 2
+    assert any("8/8 cached" in line for line in lines)
+    assert any(f"pipeline show {new_data.id}" in line for line in lines)
+    # the gate's verdict decided registration: a version exists only if a gate passed
+    passed = [r.output("gate")["passed"] for r in (cold, new_data)]
+    challengers = [v for v in client.models.versions("churn") if "challenger" in v.aliases]
+    assert len(challengers) == (1 if any(passed) else 0)

@@ -79,8 +79,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ctloop.data.entities import DatasetVersion
     from ctloop.data.fluent import add_dataset, get_dataset
     from ctloop.errors import Conflict, CtloopError, InvalidInput, NotFound
-    from ctloop.pipelines.entities import PipelineRun
     from ctloop.pipelines.definition import pipeline
+    from ctloop.pipelines.entities import PipelineRun
     from ctloop.pipelines.steps import step
     from ctloop.registry.entities import ModelVersion
     from ctloop.registry.fluent import load_model, register_model

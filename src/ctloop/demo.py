@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from ctloop.client import Client
     from ctloop.data.entities import DatasetVersion
+    from ctloop.demo_pipeline import PipelineDemo
 
 Say = Callable[[str], None]
 
@@ -42,6 +43,7 @@ class DemoResult:
     reloaded_matches: bool = False
     seconds: float = 0.0
     remote: DemoResult | None = None  # the same job over HTTP, when it ran
+    pipeline: PipelineDemo | None = None  # the training pipeline's three runs, when they ran
 
 
 def _split(df: pd.DataFrame, holdout: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -171,12 +173,15 @@ def run_demo(
     seed: int = 7,
     say: Say = print,
     server: bool = True,
+    pipeline: bool = True,
 ) -> DemoResult:
     """Run the main job; returns what the local pass made.
 
     ``store`` defaults to a new temp folder. With ``server`` the same job runs a second time
     against ``ctloop server`` (started here on a free loopback port, serving its own store
-    under ``store/served``), through the HTTP backend only.
+    under ``store/served``), through the HTTP backend only. With ``pipeline`` the churn
+    training pipeline (``examples/churn/pipeline.py``) then runs three times on the local
+    store: cold, fully cached, and on a new data version.
     """
     from ctloop.client import Client
 
@@ -188,6 +193,15 @@ def run_demo(
         result = _job(local, work, rows=rows, seed=seed, say=say)
         result.store = where
         _summary(local, result, say)
+        if pipeline:
+            from ctloop.demo_pipeline import run_pipeline_stage
+
+            say("")
+            result.pipeline = run_pipeline_stage(local, work, rows=rows, seed=seed, say=say)
+            if result.pipeline is not None:
+                folder = local.settings.store_folder()
+                say(f"  ctloop --store {folder} pipeline runs")
+                say(f"  ctloop --store {folder} pipeline show {result.pipeline.runs[-1].id}")
     finally:
         local.close()
     if server:

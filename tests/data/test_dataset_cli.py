@@ -99,7 +99,7 @@ def test_unknown_version_and_bad_ref_are_one_line_errors(tmp_path: Path) -> None
 
 def test_every_data_command_and_option_has_help() -> None:
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
-    assert set(commands) == {"add", "list", "show", "get", "diff"}
+    assert set(commands) == {"add", "list", "show", "get", "diff", "suite", "validate"}
     for name, command in commands.items():
         assert command.help, name
         for param in command.params:

@@ -1,10 +1,11 @@
-"""``ctloop data``: add, list, show, download and compare versioned datasets."""
+"""``ctloop data``: add, list, show, download, compare and validate versioned datasets."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,9 +21,10 @@ if TYPE_CHECKING:
     from ctloop.client import Client
     from ctloop.data.diff import DatasetDiff
     from ctloop.data.entities import DatasetVersion
+    from ctloop.validation import CheckResult, ValidationReport
 
 app = typer.Typer(
-    help="Version data files and folders: add, list, show, get and diff datasets.",
+    help="Version data files and folders: add, list, show, get, diff and validate datasets.",
     no_args_is_help=True,
 )
 
@@ -275,3 +277,138 @@ def _diff_lines(d: DatasetDiff) -> list[str]:
             moves.append("vanished top values " + ", ".join(map(str, s.vanished_categories)))
         lines.append(f"{s.name}: " + "; ".join(moves))
     return lines
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+@app.command()
+def suite(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help=REF_HELP),
+    output: Path = typer.Option(
+        None, "--output", "-o", help="Write the suite's YAML to this file (default: print it)."
+    ),
+    attach: bool = typer.Option(
+        False, "--attach", help="Attach the suite to the version, for `ctloop data validate`."
+    ),
+    name: str = typer.Option("default", "--name", help="The name to attach the suite under."),
+    warn: str = typer.Option(
+        "row_count",
+        "--warn",
+        help="Kinds of check to give severity warn, comma-separated (e.g. row_count,range); "
+        "'' for none.",
+    ),
+    margin: float = typer.Option(
+        1.0, "--margin", help="How far numeric ranges reach past the data's, as a share of it."
+    ),
+) -> None:
+    """Infer a validation suite from a version: dtypes, nulls, ranges, categories, ids, rows."""
+    from ctloop.validation import infer_suite
+
+    client = client_from(ctx)
+    kinds = [k.strip() for k in warn.split(",") if k.strip()]
+    inferred = infer_suite(client.datasets.get(ref), client=client, margin=margin, warn=kinds)
+    what = (
+        f"{len(inferred.checks)} checks on {len(inferred.columns)} columns, "
+        f"inferred from {inferred.inferred_from}"
+    )
+    if output is not None:
+        inferred.save(output)
+        console.print(f"wrote {escape(str(output))}: {escape(what)}")
+    if attach:
+        record = client.datasets.attach_suite(inferred.inferred_from or ref, inferred, name)
+        console.print(
+            f"attached as suite '{escape(record.name)}' of {escape(record.dataset)} "
+            f"({record.digest[:12]}); validate with: ctloop data validate {escape(record.dataset)}"
+        )
+    if output is None and not attach:
+        sys.stdout.write(inferred.to_yaml())
+
+
+@app.command()
+def validate(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help=REF_HELP),
+    suite_file: Path = typer.Option(
+        None,
+        "--suite",
+        "-s",
+        help="The suite's YAML file (default: the suite attached to the version).",
+    ),
+    name: str = typer.Option(
+        "default", "--name", help="Which attached suite to use when no --suite is given."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Validate a version against a suite; exit 1 when a check of severity error fails."""
+    from ctloop.validation import load, load_frame
+    from ctloop.validation import validate as run_suite
+
+    checks = load(suite_file) if suite_file is not None else None  # before opening the store
+    client = client_from(ctx)
+    version = client.datasets.get(ref)
+    if checks is None:
+        try:
+            checks = client.datasets.get_suite(version, name)
+        except NotFound as exc:
+            raise NotFound(
+                f"{exc}; or validate against a suite file: "
+                f"ctloop data validate {version.ref} --suite FILE"
+            ) from None
+    report = run_suite(load_frame(client, version), checks, dataset=version.ref)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        _print_report(report)
+    if not report.success:
+        sys.exit(1)
+
+
+_MARKS = {"passed": "[green]ok[/]", "skipped": "[dim]skip[/]"}
+
+
+def _print_report(report: ValidationReport) -> None:
+    order = {"failed": 0, "skipped": 1, "passed": 2}
+    ranked = sorted(report.results, key=lambda r: (order[r.status], r.severity != "error"))
+    table = Table("", "check", "severity", "expected", "observed", "failing", "e.g.", box=None)
+    for r in ranked:
+        table.add_row(
+            _mark(r),
+            escape(r.check),
+            r.severity,
+            escape(_brief(r.expected)),
+            escape(_brief(r.observed)),
+            _cell(r.failure_count) if r.failure_count else "",
+            escape(_examples(r)),
+        )
+    console.print(table)
+    style = "green" if report.success else "bold red"
+    console.print(f"[{style}]{escape(report.summary())}[/]")
+
+
+def _mark(r: CheckResult) -> str:
+    if r.status != "failed":
+        return _MARKS[r.status]
+    return "[bold red]FAIL[/]" if r.severity == "error" else "[yellow]warn[/]"
+
+
+def _brief(value: Any, limit: int = 60) -> str:
+    """Expected or observed values in a few words: ``min 0, max 10``; ``a, b, c (+7)``."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        text = ", ".join(f"{k.replace('_', ' ')} {_brief(v, limit)}" for k, v in value.items())
+    elif isinstance(value, list):
+        shown = [_num(v) for v in value[:5]]
+        more = f" (+{len(value) - 5})" if len(value) > 5 else ""
+        text = "[" + ", ".join(shown) + more + "]"
+    else:
+        text = _num(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _examples(r: CheckResult) -> str:
+    from ctloop.validation.report import format_rows
+
+    return format_rows(r.failing_rows[:3]) if r.failing_rows else ""

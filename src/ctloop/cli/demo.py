@@ -26,6 +26,12 @@ def demo(
         "--server/--no-server",
         help="Also run the job once against a ctloop server started on a loopback port.",
     ),
+    pipeline: bool = typer.Option(
+        True,
+        "--pipeline/--no-pipeline",
+        help="Also run the churn training pipeline (examples/churn/pipeline.py) three times: "
+        "cold, cached, on new data.",
+    ),
 ) -> None:
     """Run the main job: version churn data, train and track two models, summarise."""
     from ctloop.demo import run_demo
@@ -37,4 +43,5 @@ def demo(
         seed=seed,
         say=lambda line: console.print(line, markup=False),
         server=server,
+        pipeline=pipeline,
     )

@@ -16,15 +16,17 @@ from ctloop._internal.ids import ms_to_datetime
 from ctloop._internal.names import check_name
 from ctloop.data.entities import Dataset, DatasetVersion
 from ctloop.data.refs import parse_ref
-from ctloop.errors import Conflict, InvalidInput, NotFound
+from ctloop.errors import Conflict, InvalidInput, NotFound, StoreError
+from ctloop.store import dataset_suites
 from ctloop.store import datasets as store
 
 if TYPE_CHECKING:
     from ctloop.artifacts import StoredObject
     from ctloop.client._local import LocalContext
     from ctloop.data.diff import DatasetDiff
+    from ctloop.validation import Suite, SuiteRecord
 
-__all__ = ["DatasetsAPI", "version_not_in_store"]
+__all__ = ["DatasetsAPI", "no_such_suite", "version_not_in_store"]
 
 Progress = Callable[[int], None]
 
@@ -71,6 +73,46 @@ def version_not_in_store(version: DatasetVersion) -> NotFound:
         f"dataset version {version.ref} (id {version.id}) is not in this store; "
         f"list versions with: ctloop data show {version.name}"
     )
+
+
+def no_such_suite(version: DatasetVersion, name: str, attached: list[str]) -> NotFound:
+    """The error for a suite name that is not attached to ``version``."""
+    others = f" (it has {', '.join(repr(a) for a in attached)})" if attached else ""
+    how = f"ctloop data suite {version.ref} --attach" + (
+        "" if name == "default" else f" --name {name}"
+    )
+    return NotFound(
+        f"dataset version {version.ref} has no validation suite named '{name}'{others}; "
+        f"infer and attach one with: {how}"
+    )
+
+
+def suite_record(row: dict[str, Any], version: DatasetVersion) -> SuiteRecord:
+    """A stored suite link as the :class:`~ctloop.validation.SuiteRecord` users see."""
+    from ctloop.validation.records import SuiteRecord
+
+    created = ms_to_datetime(row["created_at"])
+    assert created is not None
+    return SuiteRecord(
+        dataset=version.ref,
+        dataset_version_id=version.id,
+        name=row["name"],
+        digest=row["digest"],
+        created_at=created,
+        created_by=row["created_by"],
+    )
+
+
+def suite_yaml(suite: Suite) -> bytes:
+    """The bytes stored for ``suite``: its YAML (as read, when it was read from a file)."""
+    from ctloop.validation.suite import Suite
+
+    if not isinstance(suite, Suite):
+        raise InvalidInput(
+            f"attach_suite needs a ctloop.validation.Suite, got {type(suite).__name__}; "
+            "read one with ctloop.validation.load(path) or make one with infer_suite"
+        )
+    return suite.to_yaml().encode("utf-8")
 
 
 class DatasetsAPI:
@@ -329,3 +371,70 @@ class DatasetsAPI:
         from ctloop.data.diff import diff_versions
 
         return diff_versions(self.resolve(a), self.resolve(b))
+
+    # --- validation suites ---------------------------------------------------------------
+
+    def attach_suite(
+        self,
+        ref: str | DatasetVersion,
+        suite: Suite,
+        name: str = "default",
+        *,
+        created_by: str | None = None,
+    ) -> SuiteRecord:
+        """Store ``suite`` and attach it to a dataset version under ``name``.
+
+        The suite's YAML goes to the artifact store; attaching again under the same name
+        replaces the link. ``ctloop data validate NAME@V`` uses the ``default`` suite.
+
+        Raises:
+            InvalidInput: a bad suite name, or ``suite`` is not a Suite.
+            NotFound: an unknown dataset or version.
+        """
+        check_name(name, "suite")
+        data = suite_yaml(suite)
+        version = self.resolve(ref)
+        stored = self._ctx.blobs.put_bytes(data)
+        with self._ctx.db.write() as conn:
+            row = dataset_suites.attach(
+                conn,
+                dataset_version_id=version.id,
+                name=name,
+                digest=stored.digest,
+                created_by=created_by if created_by is not None else current_user(),
+            )
+        return suite_record(row, version)
+
+    def suites(self, ref: str | DatasetVersion) -> builtins.list[SuiteRecord]:
+        """The validation suites attached to a dataset version, by name."""
+        version = self.resolve(ref)
+        with self._ctx.db.read() as conn:
+            rows = dataset_suites.list_for_version(conn, version.id)
+        return [suite_record(r, version) for r in rows]
+
+    def get_suite(self, ref: str | DatasetVersion, name: str = "default") -> Suite:
+        """The validation suite attached to a dataset version under ``name``.
+
+        Raises:
+            NotFound: no suite of that name is attached (the message says how to attach
+                one), or an unknown dataset or version.
+            IntegrityError: the stored YAML no longer matches its digest.
+        """
+        from ctloop.validation.suite import Suite
+
+        check_name(name, "suite")
+        version = self.resolve(ref)
+        with self._ctx.db.read() as conn:
+            row = dataset_suites.get(conn, version.id, name)
+            attached = [] if row else dataset_suites.list_for_version(conn, version.id)
+        if row is None:
+            raise no_such_suite(version, name, [r["name"] for r in attached])
+        try:
+            data = self._ctx.blobs.read_bytes(row["digest"])
+        except FileNotFoundError:
+            raise StoreError(
+                f"the artifact store lacks the YAML of suite '{name}' of {version.ref} "
+                f"(object {row['digest']}); attach the suite again: "
+                f"ctloop data suite {version.ref} --attach"
+            ) from None
+        return Suite.from_yaml(data, source=f"suite '{name}' of {version.ref}")

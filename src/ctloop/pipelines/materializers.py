@@ -29,14 +29,25 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ctloop._internal.hashing import canonical_json
 from ctloop.errors import InvalidInput
 from ctloop.pipelines.entities import ArtifactRef
 
 if TYPE_CHECKING:
-    from ctloop.client.objects import ObjectsAPI
+    import os
+
+    from ctloop.artifacts.manifest import StoredObject
+
+
+class ObjectStore(Protocol):
+    """What materializers need of ``client.objects`` (local or over HTTP)."""
+
+    def put(self, path: str | os.PathLike[str]) -> StoredObject: ...
+
+    def get(self, digest: str, kind: str, dest: str | os.PathLike[str]) -> Path: ...
+
 
 __all__ = ["PickledOutputWarning", "load", "materializer_for", "save"]
 
@@ -251,7 +262,7 @@ def materializer_for(value: Any) -> Materializer:
     raise AssertionError("the pickle materializer matches everything")  # pragma: no cover
 
 
-def save(value: Any, objects: ObjectsAPI, *, what: str = "output") -> ArtifactRef:
+def save(value: Any, objects: ObjectStore, *, what: str = "output") -> ArtifactRef:
     """Write ``value`` to the artifact store with the first materializer that can."""
     with tempfile.TemporaryDirectory(prefix="ctloop-output-") as tmp:
         for m in MATERIALIZERS:
@@ -282,7 +293,7 @@ def save(value: Any, objects: ObjectsAPI, *, what: str = "output") -> ArtifactRe
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def load(ref: ArtifactRef, objects: ObjectsAPI) -> Any:
+def load(ref: ArtifactRef, objects: ObjectStore) -> Any:
     """Read an artifact written by :func:`save` back into a Python object."""
     m = _BY_ID.get(ref.materializer)
     if m is None:

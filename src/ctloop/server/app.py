@@ -17,6 +17,7 @@ from ctloop.server.routers import (
     health,
     models,
     objects,
+    pipelines,
     runs,
 )
 
@@ -69,4 +70,5 @@ def create_app(
     app.include_router(objects.router, prefix=API_PREFIX)
     app.include_router(artifacts.router, prefix=API_PREFIX)
     app.include_router(datasets.router, prefix=API_PREFIX)
+    app.include_router(pipelines.router, prefix=API_PREFIX)
     return app

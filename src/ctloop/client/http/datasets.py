@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import hashlib
 import os
 import shutil
 import uuid
@@ -23,13 +24,15 @@ from ctloop._internal.environment import current_user
 from ctloop._internal.names import check_name
 from ctloop.client import _transfer
 from ctloop.client._http import HttpContext
-from ctloop.client.datasets import version_not_in_store
+from ctloop.client.datasets import suite_yaml, version_not_in_store
 from ctloop.data.entities import Dataset, DatasetVersion
 from ctloop.data.refs import parse_ref
-from ctloop.errors import InvalidInput, NotFound
+from ctloop.errors import IntegrityError, InvalidInput, NotFound
+from ctloop.validation.records import SuiteRecord
 
 if TYPE_CHECKING:
     from ctloop.data.diff import DatasetDiff
+    from ctloop.validation import Suite
 
 __all__ = ["HttpDatasetsAPI"]
 
@@ -39,6 +42,8 @@ _version = TypeAdapter(DatasetVersion)
 _versions = TypeAdapter(list[DatasetVersion])
 _dataset = TypeAdapter(Dataset)
 _datasets = TypeAdapter(list[Dataset])
+_suite_record = TypeAdapter(SuiteRecord)
+_suite_records = TypeAdapter(list[SuiteRecord])
 
 
 def _path(name: str) -> str:
@@ -209,3 +214,58 @@ class HttpDatasetsAPI:
         from ctloop.data.diff import diff_versions
 
         return diff_versions(self.resolve(a), self.resolve(b))
+
+    # --- validation suites ---------------------------------------------------------------
+
+    def _suites_path(self, ref: str | DatasetVersion) -> str:
+        """``/datasets/{name}/versions/{n|latest}/suites`` of a reference or version."""
+        if isinstance(ref, DatasetVersion):
+            version = self.resolve(ref)  # it must be this server's
+            return f"{_path(version.name)}/versions/{version.version}/suites"
+        parsed = parse_ref(ref)
+        number = "latest" if parsed.version is None else str(parsed.version)
+        return f"{_path(parsed.name)}/versions/{number}/suites"
+
+    def attach_suite(
+        self,
+        ref: str | DatasetVersion,
+        suite: Suite,
+        name: str = "default",
+        *,
+        created_by: str | None = None,
+    ) -> SuiteRecord:
+        """Store ``suite`` on the server and attach it to a dataset version under ``name``.
+
+        See :meth:`ctloop.client.datasets.DatasetsAPI.attach_suite`.
+        """
+        check_name(name, "suite")
+        body = {
+            "yaml": suite_yaml(suite).decode("utf-8"),
+            "created_by": created_by if created_by is not None else current_user(),
+        }
+        path = f"{self._suites_path(ref)}/{quote(name, safe='')}"
+        return _suite_record.validate_python(self._ctx.request("PUT", path, json=body))
+
+    def suites(self, ref: str | DatasetVersion) -> builtins.list[SuiteRecord]:
+        """The validation suites attached to a dataset version, by name."""
+        return _suite_records.validate_python(self._ctx.request("GET", self._suites_path(ref)))
+
+    def get_suite(self, ref: str | DatasetVersion, name: str = "default") -> Suite:
+        """The validation suite attached to a dataset version under ``name``.
+
+        See :meth:`ctloop.client.datasets.DatasetsAPI.get_suite`; the YAML is checked
+        against the digest the server recorded.
+        """
+        from ctloop.validation.suite import Suite
+
+        check_name(name, "suite")
+        path = f"{self._suites_path(ref)}/{quote(name, safe='')}"
+        answer = self._ctx.request("GET", path)
+        record = _suite_record.validate_python(answer)
+        text = str(answer["yaml"])
+        if hashlib.sha256(text.encode("utf-8")).hexdigest() != record.digest:
+            raise IntegrityError(
+                f"suite '{name}' of {record.dataset} from the ctloop server at {self._ctx.url} "
+                f"does not match its sha256 {record.digest}; the server's copy is corrupted"
+            )
+        return Suite.from_yaml(text, source=f"suite '{name}' of {record.dataset}")
