@@ -754,3 +754,11 @@ def test_ctloop_pipelines_step_is_the_decorator_whatever_was_imported_first() ->
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.split() == ["True", "True"]
+
+
+def test_a_pipeline_param_named_like_a_run_option_is_refused() -> None:
+    def flow(cache: bool = True) -> None:
+        load(1)
+
+    with pytest.raises(InvalidInput, match="param named 'cache'.*rename"):
+        pipeline(flow)

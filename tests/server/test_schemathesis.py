@@ -56,6 +56,9 @@ def _known_values(path: str, parameter: str) -> list[str]:
         "key": ["metric", "tag"] if resource == "runs" else ["version_tag"],
         "path": ["artifact", "model_artifact"],
         "version_id": ["dataset_version_id"],
+        "pipeline_run_id": ["pipeline_run_id"],
+        "step_run_id": ["step_run_id"],
+        "suite": ["suite"],
         "alias": ["alias", "latest"],
         "version": ["one", "latest"],
         "name": {
@@ -97,11 +100,13 @@ def _path_parameters(path: str) -> list[str]:
 
 
 def _populate(store: Path) -> None:
-    """An experiment, a run with params, metrics, tags and artifacts, a dataset, a model."""
+    """An experiment, a run with params, metrics, tags and artifacts, a dataset with a suite, a
+    model, a pipeline run."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     from ctloop.client import Client
+    from ctloop.validation import infer_suite
 
     data = store.parent / "train.csv"
     data.write_text("x,y\n1,0\n2,1\n3,0\n4,1\n")
@@ -123,6 +128,8 @@ def _populate(store: Path) -> None:
         package = client.runs.log_model(run.id, model, "model", input_example=x[:2])
         client.models.register(run.id, "model", name="churn", tags={"owner": "growth"})
         client.models.set_alias("churn", "champion", 1, reason="first")
+        client.datasets.attach_suite("train@1", infer_suite(data_frame(data)))
+        pipeline_run = double_pipeline().run(executor="inline", client=client, echo=False)
     finally:
         client.close()
     KNOWN.update(
@@ -142,7 +149,31 @@ def _populate(store: Path) -> None:
         one="1",
         file_object=artifact.digest,
         dir_object=f"{package.digest}.dir",
+        pipeline_run_id=pipeline_run.id,
+        step_run_id=pipeline_run.steps[0].id,
+        suite="default",
     )
+
+
+def data_frame(path: Path) -> Any:
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def double_pipeline() -> Any:
+    """A one-step pipeline, so the pipeline and step-run routes have something to name."""
+    from ctloop import pipeline, step
+
+    @step
+    def double(x: int) -> int:
+        return 2 * x
+
+    @pipeline(name="doubling")
+    def doubling(x: int = 21) -> None:
+        double(x)
+
+    return doubling
 
 
 @pytest.fixture(scope="module")

@@ -110,6 +110,21 @@ def _contains_ref(value: Any, depth: int = 0) -> bool:
     return False
 
 
+# Keyword arguments of Pipeline.run; a pipeline param of the same name could not be passed.
+RUN_OPTIONS = frozenset(
+    {
+        "executor",
+        "cache",
+        "client",
+        "raise_on_failure",
+        "max_workers",
+        "ray_address",
+        "echo",
+        "params",
+    }
+)
+
+
 class Pipeline:
     """A function decorated with ``@pipeline``. See :func:`pipeline`."""
 
@@ -123,6 +138,12 @@ class Pipeline:
         check_name(self.name, "pipeline")
         self.experiment = experiment or self.name
         self.signature = inspect.signature(fn)
+        taken = sorted(set(self.signature.parameters) & RUN_OPTIONS)
+        if taken:
+            raise InvalidInput(
+                f"pipeline {self.name!r} has a param named {taken[0]!r}, which is an option of "
+                f"{self.name}.run(...); rename the param"
+            )
         functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
