@@ -101,7 +101,8 @@ def run_pipeline_stage(
 def _line(run: PipelineRun, seconds: float) -> str:
     ran = [s.name for s in run.steps if s.status.value == "COMPLETED"]
     cached = [s.name for s in run.steps if s.cache_hit]
-    parts = [f"{run.status.value} in {seconds:.1f}s", f"{len(cached)}/{len(run.steps)} cached"]
+    took = f"{seconds:.1f}s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
+    parts = [f"{run.status.value} in {took}", f"{len(cached)}/{len(run.steps)} cached"]
     if ran and cached:
         parts.append(f"ran {', '.join(ran)}")
     return "; ".join(parts) + f"  ({run.id[:8]})"

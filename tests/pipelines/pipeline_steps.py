@@ -112,3 +112,15 @@ def nap(seconds: float, label: str) -> str:
 def two_naps(seconds: float = 1.0):
     nap(seconds, "a")
     nap(seconds, "b")
+
+
+@step(cache=False)
+def report_pid_then_sleep(path: str, seconds: float) -> int:
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@pipeline
+def long_nap(path: str, seconds: float = 120.0):
+    report_pid_then_sleep(path, seconds)

@@ -95,3 +95,41 @@ def test_an_unknown_executor_is_refused_before_anything_is_recorded(sqlite_clien
     with pytest.raises(InvalidInput, match="unknown executor 'threads'"):
         ps.numbers.run(executor="threads", client=sqlite_client)
     assert sqlite_client.pipelines.list() == []
+
+
+def test_worker_processes_die_with_the_driver(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "worker.pid"
+    code = (
+        "import pipeline_steps as ps\n"
+        "from ctloop import Client\n"
+        f"ps.long_nap.run(executor='local', client=Client(store={str(tmp_path / 's')!r}), "
+        f"path={str(pid_file)!r})\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+    driver = subprocess.Popen([sys.executable, "-c", code], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (pid_file.exists() and pid_file.read_text()):
+            assert driver.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        worker = int(pid_file.read_text())
+        driver.send_signal(signal.SIGKILL)  # no chance to clean up
+        driver.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                return  # the worker went with it
+            time.sleep(0.2)
+        os.kill(worker, signal.SIGKILL)
+        raise AssertionError(f"worker {worker} outlived its driver")
+    finally:
+        if driver.poll() is None:
+            driver.kill()

@@ -187,7 +187,7 @@ class _Driver:
         try:
             self._loop()
         except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc or 'the run was interrupted'}"
             self._abandon(error)
             self._finish(error)
             raise

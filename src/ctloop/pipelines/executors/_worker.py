@@ -9,13 +9,32 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import sys
 from multiprocessing.connection import Listener
+
+
+def _die_with_the_pool() -> None:
+    """Be killed when the driver dies, even mid-step (Linux; elsewhere the socket closing
+    ends the worker after its current step)."""
+    parent = int(os.environ.pop("CTLOOP_WORKER_PARENT", "0"))
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if parent and os.getppid() != parent:  # the driver died before the line above
+        os._exit(1)
 
 
 def main(address: str) -> None:
     from ctloop.pipelines.executors._payload import loads_task
     from ctloop.pipelines.worker import StepOutcome, execute
+
+    _die_with_the_pool()
 
     authkey = bytes.fromhex(os.environ.pop("CTLOOP_WORKER_AUTHKEY"))
     with Listener(address, family="AF_UNIX", authkey=authkey) as listener:

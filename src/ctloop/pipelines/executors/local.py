@@ -70,6 +70,7 @@ class ProcessExecutor:
         address = str(Path(self._tmp.name) / f"worker-{self._started}.sock")
         env = dict(os.environ)
         env["CTLOOP_WORKER_AUTHKEY"] = self._authkey.hex()
+        env["CTLOOP_WORKER_PARENT"] = str(os.getpid())
         # the worker sees the modules the driver sees (the user's project, tests …)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         process = subprocess.Popen(
