@@ -182,7 +182,7 @@ def test_show_draws_the_steps(store: Path, runs: dict[str, dict[str, str]]) -> N
 
     assert f"load  CACHED  cached from {ids['source'][:12]}" in line_of("load ")
     assert "split ← load  COMPLETED  1 attempt" in line_of("split ←")
-    assert "validate ← load  COMPLETED  1 attempt  0.2s" in line_of("validate ←")
+    assert "validate ← load  COMPLETED  1 attempt  250 ms" in line_of("validate ←")
     assert "train ← split, validate  FAILED  2 attempts" in line_of("train ←")
     assert "train  json/1" in steps and "test  json/1" in steps  # outputs of split
     # plan order
