@@ -324,3 +324,28 @@ def test_params_are_typed_by_the_pipeline_signature() -> None:
     ]:
         with pytest.raises(InvalidInput, match=re.escape(message)):
             parse_params(pipe, bad)
+
+
+def test_trace_walks_an_artifact_back_to_the_first_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "pipelines"))
+    import pipeline_steps as ps
+
+    store = tmp_path / "store"
+    with ctloop.Client(store=str(store)) as client:
+        run = ps.numbers.run(executor="inline", client=client, n=9, echo=False)
+    leaf = run.step("to_array_2").outputs["output"].digest
+    out = ctl("pipeline", "trace", leaf[:12], store=store)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"{leaf[:12]}  ndarray/1  ← to_array_2")
+    # to_array_2 ← split.high ← scale ← make_frame (with its params)
+    assert re.search(r"df: \w{12}  dataframe/1  ← split\.high", out.stdout)
+    assert re.search(r"df: \w{12}  dataframe/1  ← scale  factor=2\.0", out.stdout)
+    assert re.search(r"df: \w{12}  dataframe/1  ← make_frame  n=9  seed=0", out.stdout)
+    as_json = json.loads(ctl("pipeline", "trace", leaf, "--json", store=store).stdout)
+    assert as_json["producer"]["pipeline_run_id"] == run.id
+    assert as_json["inputs"]["df"]["producer"]["name"] == "split"
+    bad = ctl("pipeline", "trace", "xyz", store=store)
+    assert bad.returncode != 0 and one_line_error(bad).startswith("error: 'xyz' is not an")

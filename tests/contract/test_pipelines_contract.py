@@ -428,3 +428,34 @@ def test_step_outputs_load_back_through_the_materializers(backend_client: Any) -
     unbound = replace(done, client=None)
     with pytest.raises(InvalidInput, match="not bound to a client"):
         unbound.output("split", "json")
+
+
+# --- lineage: which step runs wrote an artifact ---------------------------------------------
+
+
+def test_producers_and_trace_follow_outputs_back_through_inputs(backend_client: Any) -> None:
+    client = backend_client
+    run = record(client)
+    load, train = run.step("load"), run.step("train")
+    data = ref_of(client.objects.put_bytes(b'{"rows": 3}'))
+    model = ref_of(client.objects.put_bytes(b'{"weights": [1, 2]}'))
+    complete(client, load, "k-load", {"output": data})
+    client.pipelines.update_step(train.id, inputs={"df": data})
+    complete(client, train, "k-train", {"output": model})
+
+    (writer,) = client.pipelines.producers(model.digest)
+    assert writer.id == train.id
+    assert [s.id for s in client.pipelines.producers(data.digest[:10].upper())] == [load.id]
+
+    traced = client.pipelines.trace(model.digest[:12])
+    assert traced.digest == model.digest and traced.producer is not None
+    assert traced.producer.id == train.id and traced.output == "output"
+    assert traced.inputs["df"].producer is not None
+    assert traced.inputs["df"].producer.id == load.id
+    assert traced.to_dict()["inputs"]["df"]["producer"]["name"] == "load"
+
+    with pytest.raises(InvalidInput, match="not an artifact digest"):
+        client.pipelines.producers("abc")
+    with pytest.raises(NotFound, match="no step run wrote an artifact"):
+        client.pipelines.trace("0" * 64)
+    assert client.pipelines.producers("0" * 64) == []

@@ -272,3 +272,22 @@ def test_writing_needs_a_write_token(store: Path) -> None:
         cached = httpx.get(f"{api}/step-runs", params={"cache_key": "k"}, headers=as_reader)
         assert cached.status_code == 200 and cached.json() == []
         error(httpx.get(f"{api}/pipeline-runs"), 401, "UNAUTHENTICATED")
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ({}, "exactly one of the query parameters"),
+        ({"cache_key": "k", "output": "a" * 64}, "exactly one of the query parameters"),
+        ({"output": "xyz12345"}, "not an artifact digest"),
+    ],
+)
+def test_finding_step_runs_takes_a_cache_key_or_an_output(
+    api: str, query: dict[str, str], problem: str
+) -> None:
+    response = httpx.get(f"{api}/step-runs", params=query)
+    assert problem in error(response, 400, "INVALID_INPUT")
+
+
+def test_step_runs_by_output_digest(api: str) -> None:
+    assert httpx.get(f"{api}/step-runs", params={"output": "ab" * 32}).json() == []

@@ -1,4 +1,5 @@
-"""``ctloop pipeline``: run a pipeline, list its runs, show one run's steps as a graph."""
+"""``ctloop pipeline``: run a pipeline, list its runs, show one run's steps as a graph, trace
+an artifact back to the steps and inputs that made it."""
 
 from __future__ import annotations
 
@@ -16,7 +17,13 @@ from rich.text import Text
 
 from ctloop.cli._output import client_from, console, console_err, fail, fmt_time, print_json
 from ctloop.errors import CtloopError, InvalidInput
-from ctloop.pipelines.entities import PipelineRun, PipelineStatus, StepRun, StepStatus
+from ctloop.pipelines.entities import (
+    ArtifactTrace,
+    PipelineRun,
+    PipelineStatus,
+    StepRun,
+    StepStatus,
+)
 
 if TYPE_CHECKING:
     from rich.tree import Tree
@@ -270,6 +277,54 @@ def show(
         print_json(_wire(run))
         return
     render(run)
+
+
+@app.command()
+def trace(
+    ctx: typer.Context,
+    digest: str = typer.Argument(
+        ..., help="An artifact's sha256, or its first 8+ characters (as `show` prints them)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Trace an artifact back: the step run that wrote it, and what that step read, to the
+    pipeline's first steps (with each step's params, e.g. the dataset version it loaded)."""
+    from rich.tree import Tree
+
+    found = client_from(ctx).pipelines.trace(digest)
+    if as_json:
+        print_json(found.to_dict())
+        return
+    tree = Tree(_trace_label(found, None))
+    _trace_children(tree, found)
+    console.print(tree)
+
+
+def _trace_label(node: ArtifactTrace, arg: str | None) -> Text:
+    label = Text()
+    if arg is not None:
+        label.append(f"{arg}: ", style="bold")
+    label.append(node.digest[:12], style="cyan")
+    if node.ref is not None:
+        label.append(f"  {node.ref.materializer}")
+    step = node.producer
+    if step is None:
+        label.append("  (no step wrote it: a value passed in when the run started)", style="dim")
+        return label
+    params = "  ".join(f"{k}={json.dumps(v)}" for k, v in sorted(step.params.items()))
+    label.append(f"  ← {step.name}")
+    if node.output and node.output != "output":
+        label.append(f".{node.output}")
+    if params:
+        label.append(f"  {params}", style="dim")
+    label.append(f"  run {step.pipeline_run_id[:12]} {fmt_time(step.end_time)}", style="dim")
+    return label
+
+
+def _trace_children(tree: Tree, node: ArtifactTrace) -> None:
+    for arg, child in node.inputs.items():
+        branch = tree.add(_trace_label(child, arg))
+        _trace_children(branch, child)
 
 
 @app.command("run")

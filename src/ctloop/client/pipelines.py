@@ -16,6 +16,7 @@ from ctloop.client._local import LocalContext
 from ctloop.errors import InvalidInput
 from ctloop.pipelines.entities import (
     ArtifactRef,
+    ArtifactTrace,
     PipelineRun,
     PipelineStatus,
     StepRun,
@@ -224,6 +225,18 @@ class PipelinesAPI:
             rows = repo.find_cached(conn, cache_key)
         return first_intact([step_from_row(r) for r in rows], self.objects)
 
+    def producers(self, digest: str) -> builtins.list[StepRun]:
+        """Step runs that wrote (COMPLETED) or reused (CACHED) the artifact ``digest`` (or the
+        one digest starting with a prefix of at least 8 hex characters), oldest first."""
+        prefix = check_digest_prefix(digest)
+        with self._ctx.db.read() as conn:
+            rows = repo.steps_with_output(conn, prefix)
+        return matching_outputs([step_from_row(r) for r in rows], prefix)
+
+    def trace(self, digest: str) -> ArtifactTrace:
+        """Where the artifact ``digest`` came from: its producer and, recursively, its inputs."""
+        return trace_artifact(self, digest)
+
     def load(self, ref: ArtifactRef | Mapping[str, Any]) -> Any:
         """Read an artifact back into the Python object it was written from."""
         from ctloop.pipelines.materializers import load
@@ -248,3 +261,83 @@ def first_intact(candidates: Sequence[StepRun], objects: ObjectChecker) -> StepR
         if not wanted or not objects.missing(wanted):
             return cand
     return None
+
+
+MIN_PREFIX = 8
+
+
+def check_digest_prefix(digest: str) -> str:
+    """A sha256 digest, or a prefix of one (lower-case hex, 8 to 64 characters)."""
+    value = digest.strip().lower()
+    if not (MIN_PREFIX <= len(value) <= 64) or any(c not in "0123456789abcdef" for c in value):
+        raise InvalidInput(
+            f"{digest!r} is not an artifact digest: give its sha256 (64 hex characters) or at "
+            f"least the first {MIN_PREFIX}, as `ctloop pipeline show` prints them"
+        )
+    return value
+
+
+def matching_outputs(steps: Sequence[StepRun], prefix: str) -> builtins.list[StepRun]:
+    """The step runs with an output whose digest starts with ``prefix``; one digest only."""
+    found = [s for s in steps if any(o.digest.startswith(prefix) for o in s.outputs.values())]
+    digests = {o.digest for s in found for o in s.outputs.values() if o.digest.startswith(prefix)}
+    if len(digests) > 1:
+        raise InvalidInput(
+            f"the digest prefix {prefix!r} names {len(digests)} artifacts; give more of it"
+        )
+    return found
+
+
+def trace_artifact(api: Any, digest: str, depth: int = 64) -> ArtifactTrace:
+    """The lineage of an artifact, through ``api.producers`` (either backend).
+
+    An input is traced to the step the consumer waited for in the same pipeline run (the
+    same bytes may have been written by several steps, e.g. a validation step passing its
+    data through); an artifact asked for by digest, to the first step run that wrote it.
+    """
+    seen: dict[tuple[str, str], ArtifactTrace] = {}
+
+    def walk(
+        prefix: str, ref: ArtifactRef | None, consumer: StepRun | None, left: int
+    ) -> ArtifactTrace:
+        key = (prefix, consumer.id if consumer else "")
+        if key in seen:
+            return seen[key]
+        steps = api.producers(prefix)
+        writer = None
+        if consumer is not None:
+            writer = next(
+                (
+                    s
+                    for s in steps
+                    if s.pipeline_run_id == consumer.pipeline_run_id and s.name in consumer.upstream
+                ),
+                None,
+            )
+        if writer is None:
+            writer = next((s for s in steps if s.status is StepStatus.COMPLETED), None)
+        if writer is None:
+            out = ArtifactTrace(digest=ref.digest if ref else prefix, ref=ref)
+        else:
+            name, written = next(
+                (n, o) for n, o in writer.outputs.items() if o.digest.startswith(prefix)
+            )
+            inputs = (
+                {arg: walk(r.digest, r, writer, left - 1) for arg, r in writer.inputs.items()}
+                if left > 0
+                else {}
+            )
+            out = ArtifactTrace(written.digest, written, writer, name, inputs)
+        seen[key] = out
+        return out
+
+    prefix = check_digest_prefix(digest)
+    result = walk(prefix, None, None, depth)
+    if result.producer is None:
+        from ctloop.errors import NotFound
+
+        raise NotFound(
+            f"no step run wrote an artifact {digest!r}; the digests of step outputs are in: "
+            "ctloop pipeline show RUN_ID"
+        )
+    return result

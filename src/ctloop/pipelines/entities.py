@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ctloop.client import Client
 
-__all__ = ["ArtifactRef", "PipelineRun", "PipelineStatus", "StepRun", "StepStatus"]
+__all__ = ["ArtifactRef", "ArtifactTrace", "PipelineRun", "PipelineStatus", "StepRun", "StepStatus"]
 
 
 class PipelineStatus(StrEnum):
@@ -166,6 +166,41 @@ class PipelineRun:
             )
         ref = output_ref(self.step(step), name)
         return self.client.pipelines.load(ref)
+
+
+@dataclass(frozen=True)
+class ArtifactTrace:
+    """Where an artifact came from: the step run that wrote it, and what that step read.
+
+    ``producer`` is None for an artifact no step wrote (e.g. a value passed to a step
+    directly, stored when its run started). ``inputs`` maps each argument of the producer
+    to the trace of the artifact it read, back to the first steps of the pipeline.
+    """
+
+    digest: str
+    ref: ArtifactRef | None = None
+    producer: StepRun | None = None
+    output: str | None = None  # the producer's output name
+    inputs: dict[str, ArtifactTrace] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        p = self.producer
+        return {
+            "digest": self.digest,
+            "artifact": self.ref.to_dict() if self.ref is not None else None,
+            "output": self.output,
+            "producer": None
+            if p is None
+            else {
+                "step_run_id": p.id,
+                "pipeline_run_id": p.pipeline_run_id,
+                "name": p.name,
+                "step": p.step,
+                "params": p.params,
+                "end_time": p.end_time.isoformat() if p.end_time else None,
+            },
+            "inputs": {k: v.to_dict() for k, v in self.inputs.items()},
+        }
 
 
 def output_ref(step: StepRun, name: str | None) -> ArtifactRef:

@@ -184,3 +184,22 @@ def find_cached(conn: Connection, cache_key: str, limit: int = 5) -> list[dict[s
         .limit(limit)
     )
     return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def steps_with_output(
+    conn: Connection, digest_prefix: str, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Completed and cached step runs whose outputs name a digest starting with the prefix,
+    oldest first (a text search of the outputs; callers check the match)."""
+    from sqlalchemy import String, cast
+
+    stmt = (
+        select(step_runs)
+        .where(
+            step_runs.c.status.in_(("COMPLETED", "CACHED")),
+            cast(step_runs.c.outputs, String).contains(digest_prefix),
+        )
+        .order_by(step_runs.c.end_time, step_runs.c.id)
+        .limit(limit)
+    )
+    return [dict(r) for r in conn.execute(stmt).mappings()]

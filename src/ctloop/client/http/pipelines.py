@@ -21,15 +21,24 @@ from ctloop._internal.wire import to_wire
 from ctloop.client._http import HttpContext
 from ctloop.client.http.runs import segment
 from ctloop.client.pipelines import (
+    check_digest_prefix,
     check_limit,
     first_intact,
+    matching_outputs,
     parse_status,
     run_from_row,
     step_fields_to_row,
     step_from_row,
+    trace_artifact,
 )
 from ctloop.errors import InvalidInput, NotFound
-from ctloop.pipelines.entities import ArtifactRef, PipelineRun, PipelineStatus, StepRun
+from ctloop.pipelines.entities import (
+    ArtifactRef,
+    ArtifactTrace,
+    PipelineRun,
+    PipelineStatus,
+    StepRun,
+)
 
 if TYPE_CHECKING:
     from ctloop.client.http.objects import HttpObjectsAPI
@@ -178,6 +187,16 @@ class HttpPipelinesAPI:
         # The server answers only intact candidates; checking again here costs one request
         # and keeps the rule in one place (first_intact), as on the local backend.
         return first_intact([step_from_wire(s) for s in answer], self.objects)
+
+    def producers(self, digest: str) -> builtins.list[StepRun]:
+        """See :meth:`ctloop.client.pipelines.PipelinesAPI.producers`."""
+        prefix = check_digest_prefix(digest)
+        rows = self._ctx.request("GET", "/step-runs", params={"output": prefix})
+        return matching_outputs([step_from_wire(r) for r in rows], prefix)
+
+    def trace(self, digest: str) -> ArtifactTrace:
+        """See :meth:`ctloop.client.pipelines.PipelinesAPI.trace`."""
+        return trace_artifact(self, digest)
 
     def load(self, ref: ArtifactRef | Mapping[str, Any]) -> Any:
         """Read an artifact back into the Python object it was written from."""

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ctloop.client.http.pipelines import run_to_wire, step_to_wire
 from ctloop.client.pipelines import MAX_LIST
+from ctloop.errors import InvalidInput
 from ctloop.pipelines.entities import PipelineStatus, StepStatus
 from ctloop.server.deps import ClientDep
 from ctloop.server.limits import JsonBodyLimit
@@ -215,21 +216,34 @@ def update_step_run(step_run_id: str, body: StepUpdateIn, client: ClientDep) -> 
     fields = body.model_dump(include=body.model_fields_set)
     nulls = [k for k in _NOT_NULL if k in fields and fields[k] is None]
     if nulls:
-        from ctloop.errors import InvalidInput
-
         raise InvalidInput(f"invalid request: {', '.join(nulls)} of a step run cannot be null")
     client.pipelines.update_step(step_run_id, **fields)
     return Response(status_code=204)
 
 
 @router.get("/step-runs", responses={200: {"model": list[StepRunOut]}})
-def cached_step_runs(
+def find_step_runs(
     client: ClientDep,
-    cache_key: str = Query(description="the cache key of a step (code, params, inputs)"),
+    cache_key: str | None = Query(
+        None, max_length=64, description="the cache key of a step (code, params, inputs)"
+    ),
+    output: str | None = Query(
+        None,
+        min_length=8,
+        max_length=64,
+        description="a digest (or its first 8+ hex characters) of an artifact a step wrote",
+    ),
 ) -> JSONResponse:
-    """Completed step runs with this cache key whose outputs are all still stored.
+    """Step runs by cache key, or by an artifact they output; give exactly one.
 
-    At most one today (the newest intact one); an empty list is a cache miss.
+    ``cache_key``: the completed step run whose outputs are all still stored (a cache hit;
+    at most one, empty on a miss). ``output``: the step runs that wrote (COMPLETED) or
+    reused (CACHED) that artifact, oldest first.
     """
+    if (cache_key is None) == (output is None):
+        raise InvalidInput("give exactly one of the query parameters cache_key and output")
+    if output is not None:
+        return _json([step_to_wire(s) for s in client.pipelines.producers(output)])
+    assert cache_key is not None
     hit = client.pipelines.find_cached(cache_key)
     return _json([] if hit is None else [step_to_wire(hit)])
