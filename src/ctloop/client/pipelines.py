@@ -117,7 +117,30 @@ def step_fields_to_row(fields: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class PipelinesAPI:
+class PipelineArtifacts:
+    """What both backends' pipelines APIs do the same way on top of ``producers`` and
+    ``objects``: trace an artifact, load one."""
+
+    # the Client that owns this API, so runs it returns can load their outputs
+    _owner: Any = None
+    objects: Any
+
+    def producers(self, digest: str) -> builtins.list[StepRun]:
+        raise NotImplementedError
+
+    def trace(self, digest: str) -> ArtifactTrace:
+        """Where the artifact ``digest`` came from: its producer and, recursively, its inputs."""
+        return trace_artifact(self, digest)
+
+    def load(self, ref: ArtifactRef | Mapping[str, Any]) -> Any:
+        """Read an artifact back into the Python object it was written from."""
+        from ctloop.pipelines.materializers import load
+
+        art = ref if isinstance(ref, ArtifactRef) else ArtifactRef.from_dict(dict(ref))
+        return load(art, self.objects)
+
+
+class PipelinesAPI(PipelineArtifacts):
     """Record pipeline runs and step runs; read them back; load step outputs."""
 
     def __init__(self, ctx: LocalContext, objects: ObjectsAPI | None = None) -> None:
@@ -232,20 +255,6 @@ class PipelinesAPI:
         with self._ctx.db.read() as conn:
             rows = repo.steps_with_output(conn, prefix)
         return matching_outputs([step_from_row(r) for r in rows], prefix)
-
-    def trace(self, digest: str) -> ArtifactTrace:
-        """Where the artifact ``digest`` came from: its producer and, recursively, its inputs."""
-        return trace_artifact(self, digest)
-
-    def load(self, ref: ArtifactRef | Mapping[str, Any]) -> Any:
-        """Read an artifact back into the Python object it was written from."""
-        from ctloop.pipelines.materializers import load
-
-        art = ref if isinstance(ref, ArtifactRef) else ArtifactRef.from_dict(dict(ref))
-        return load(art, self.objects)
-
-    # the Client that owns this API, so runs it returns can load their outputs
-    _owner: Any = None
 
 
 class ObjectChecker(Protocol):

@@ -21,6 +21,7 @@ from ctloop._internal.wire import to_wire
 from ctloop.client._http import HttpContext
 from ctloop.client.http.runs import segment
 from ctloop.client.pipelines import (
+    PipelineArtifacts,
     check_digest_prefix,
     check_limit,
     first_intact,
@@ -29,12 +30,9 @@ from ctloop.client.pipelines import (
     run_from_row,
     step_fields_to_row,
     step_from_row,
-    trace_artifact,
 )
 from ctloop.errors import InvalidInput, NotFound
 from ctloop.pipelines.entities import (
-    ArtifactRef,
-    ArtifactTrace,
     PipelineRun,
     PipelineStatus,
     StepRun,
@@ -92,7 +90,7 @@ def _no_run(pipeline_run_id: str) -> NotFound:
     return NotFound(f"no pipeline run {pipeline_run_id!r}; list them with: ctloop pipeline runs")
 
 
-class HttpPipelinesAPI:
+class HttpPipelinesAPI(PipelineArtifacts):
     """Pipeline runs and step runs of a ctloop server (see
     :class:`ctloop.client.pipelines.PipelinesAPI`)."""
 
@@ -193,18 +191,3 @@ class HttpPipelinesAPI:
         prefix = check_digest_prefix(digest)
         rows = self._ctx.request("GET", "/step-runs", params={"output": prefix})
         return matching_outputs([step_from_wire(r) for r in rows], prefix)
-
-    def trace(self, digest: str) -> ArtifactTrace:
-        """See :meth:`ctloop.client.pipelines.PipelinesAPI.trace`."""
-        return trace_artifact(self, digest)
-
-    def load(self, ref: ArtifactRef | Mapping[str, Any]) -> Any:
-        """Read an artifact back into the Python object it was written from."""
-        from ctloop.pipelines.materializers import load
-
-        art = ref if isinstance(ref, ArtifactRef) else ArtifactRef.from_dict(dict(ref))
-        # Materializers use put/get/read_bytes, which both backends' objects APIs have.
-        return load(art, self.objects)
-
-    # the Client that owns this API, so runs it returns can load their outputs
-    _owner: Any = None
