@@ -22,7 +22,18 @@ app = typer.Typer(
 )
 
 # noun -> module under ctloop.cli that defines ``app`` (a Typer) or ``register(app)``
-_NOUNS = ("db", "data", "experiments", "runs", "models", "pipelines", "demo", "server", "tokens")
+_NOUNS = (
+    "db",
+    "data",
+    "experiments",
+    "runs",
+    "models",
+    "deployments",
+    "pipelines",
+    "demo",
+    "server",
+    "tokens",
+)
 
 
 def _install_nouns() -> None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ctloop.artifacts import BlobStore
     from ctloop.client._http import HttpContext
     from ctloop.client.datasets import DatasetsAPI
+    from ctloop.client.deployments import DeploymentsAPI
     from ctloop.client.experiments import ExperimentsAPI
     from ctloop.client.models import ModelsAPI
     from ctloop.client.objects import ObjectsAPI
@@ -99,6 +100,11 @@ class Client:
     def models(self) -> ModelsAPI:
         """The model registry: versions, aliases and their history, lineage, loading."""
         return self._api("models", "ModelsAPI")
+
+    @cached_property
+    def deployments(self) -> DeploymentsAPI:
+        """Deployments: the desired serving state of endpoints (routes, shadows, revisions)."""
+        return self._api("deployments", "DeploymentsAPI")
 
     @cached_property
     def objects(self) -> ObjectsAPI:

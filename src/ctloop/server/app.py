@@ -13,6 +13,7 @@ from ctloop.server.errors import install_error_handlers
 from ctloop.server.routers import (
     artifacts,
     datasets,
+    deployments,
     experiments,
     health,
     models,
@@ -71,4 +72,5 @@ def create_app(
     app.include_router(artifacts.router, prefix=API_PREFIX)
     app.include_router(datasets.router, prefix=API_PREFIX)
     app.include_router(pipelines.router, prefix=API_PREFIX)
+    app.include_router(deployments.router, prefix=API_PREFIX)
     return app

@@ -316,3 +316,41 @@ dataset_suites = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("created_by", String(256), nullable=True),
 )
+
+# The desired serving state of an endpoint. Routes and shadows live in the row (JSON) so a
+# replica's poll is one indexed read; ``revision`` goes up by one on every change.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    # RESTRICT: a model that is being served cannot disappear under its deployment.
+    Column("model_id", ID, ForeignKey("registered_models.id", ondelete="RESTRICT"), nullable=False),
+    Column("routes", JSON, nullable=False),  # [{"version", "weight", "variant"}]
+    Column("shadows", JSON, nullable=False),  # [version, …]
+    Column("sticky_key", String(200), nullable=True),  # header:NAME | field:NAME
+    Column("log_payloads", Boolean, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_deployments_model_id", "model_id"),
+)
+
+# Every revision of a deployment as it was set, never updated; gone with its deployment.
+deployment_events = Table(
+    "deployment_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("deployment_id", ID, ForeignKey("deployments.id", ondelete="CASCADE"), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("routes", JSON, nullable=False),
+    Column("shadows", JSON, nullable=False),
+    Column("sticky_key", String(200), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("actor", String(256), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("deployment_id", "revision", name="uq_deployment_events_deployment_revision"),
+)

@@ -1,0 +1,279 @@
+"""The payload log writer: flush policy, partitions, drops, threads, SIGTERM, S3."""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from ctloop.errors import InvalidInput
+from ctloop.serving.payload_log import PayloadLog, install_sigterm_flush
+
+
+def segments(root: Path, kind: str = "predictions", deployment: str = "churn") -> list[str]:
+    return sorted(glob.glob(str(root / "logs" / deployment / kind / "date=*" / "*.parquet")))
+
+
+def wait_for(check: Callable[[], bool], what: str, deadline: float = 10.0) -> None:
+    end = time.monotonic() + deadline
+    while not check():
+        if time.monotonic() > end:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def rows(n: int, start: int = 0, **extra: Any) -> list[dict[str, Any]]:
+    return [
+        {"prediction_id": f"p{i}", "features": {"age": i}, "prediction": i % 2, **extra}
+        for i in range(start, start + n)
+    ]
+
+
+def test_flush_by_rows_writes_one_segment(tmp_path: Path) -> None:
+    log = PayloadLog(
+        str(tmp_path), "churn", "predictions", replica="r1", flush_rows=5, flush_seconds=3600
+    )
+    try:
+        log.append(rows(4))
+        time.sleep(0.05)
+        assert segments(tmp_path) == []  # below the threshold, nothing yet
+        log.append(rows(1, start=4))
+        wait_for(lambda: len(segments(tmp_path)) == 1, "a segment after 5 rows")
+        wait_for(lambda: log.rows_written == 5, "the counter")
+        assert log.queue_depth == 0
+        (path,) = segments(tmp_path)
+        assert os.path.basename(path).startswith("r1-")
+        table = pq.read_table(path)
+        assert table.num_rows == 5
+        assert table.column("f.age").to_pylist() == [0, 1, 2, 3, 4]
+    finally:
+        log.close()
+
+
+def test_flush_by_time(tmp_path: Path) -> None:
+    log = PayloadLog(str(tmp_path), "churn", "predictions", replica="r1", flush_seconds=0.05)
+    try:
+        log.append(rows(3))
+        wait_for(lambda: len(segments(tmp_path)) == 1, "a segment after flush_seconds")
+        assert pq.read_table(segments(tmp_path)[0]).num_rows == 3
+    finally:
+        log.close()
+
+
+def test_rows_are_partitioned_by_the_date_of_their_timestamp(tmp_path: Path) -> None:
+    log = PayloadLog(str(tmp_path), "churn", "predictions", replica="r1", flush_seconds=3600)
+    log.append(
+        [
+            {"prediction_id": "a", "timestamp": datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC)},
+            {"prediction_id": "b", "timestamp": "2026-03-02T00:00:00+00:00"},
+            {"prediction_id": "c", "timestamp": datetime(2026, 3, 2, 0, 30)},  # naive = UTC
+        ]
+    )
+    log.close()
+    found = {Path(p).parent.name: pq.read_table(p) for p in segments(tmp_path)}
+    assert sorted(found) == ["date=2026-03-01", "date=2026-03-02"]
+    assert found["date=2026-03-01"].column("prediction_id").to_pylist() == ["a"]
+    assert found["date=2026-03-02"].column("prediction_id").to_pylist() == ["b", "c"]
+
+
+def test_rows_past_max_queue_rows_are_dropped_and_counted(tmp_path: Path) -> None:
+    log = PayloadLog(
+        str(tmp_path),
+        "churn",
+        "predictions",
+        replica="r1",
+        flush_rows=1000,
+        flush_seconds=3600,
+        max_queue_rows=10,
+    )
+    assert log.append(rows(7)) == 7
+    assert log.append(rows(7, start=7)) == 3
+    assert log.append(rows(2, start=14)) == 0
+    assert (log.queue_depth, log.rows_dropped) == (10, 6)
+    log.close()
+    assert log.rows_written == 10
+    (path,) = segments(tmp_path)
+    assert pq.read_table(path).column("prediction_id").to_pylist() == [f"p{i}" for i in range(10)]
+
+
+def test_close_flushes_and_is_idempotent(tmp_path: Path) -> None:
+    log = PayloadLog(str(tmp_path), "churn", "feedback", replica="r1", flush_seconds=3600)
+    log.append([{"prediction_id": "p1", "label": "yes"}])
+    log.append(pd.DataFrame({"prediction_id": ["p2"], "value": [2.5]}))
+    log.close()
+    log.close()
+    assert log.rows_written == 2
+    (path,) = segments(tmp_path, "feedback")
+    table = pq.read_table(path)
+    assert table.column("label").to_pylist() == ["yes", None]
+    assert table.column("value").to_pylist() == [None, 2.5]
+    assert log.append([{"prediction_id": "late"}]) == 0
+    assert log.rows_dropped == 1
+
+
+def test_columns_and_types(tmp_path: Path) -> None:
+    with PayloadLog(str(tmp_path), "churn", "predictions", replica="r1") as log:
+        log.append(
+            [
+                {
+                    "request_id": "req-1",
+                    "model_version": 3,
+                    "variant": "champion",
+                    "features": {"age": 41, "plan": "pro"},
+                    "probabilities": {"no": 0.25, "yes": 0.75},
+                    "prediction": "yes",
+                    "latency_ms": 3,
+                    "status": "ok",
+                }
+            ]
+        )
+    table = pq.read_table(segments(tmp_path)[0])
+    row = table.to_pylist()[0]
+    assert len(row["prediction_id"]) == 32  # generated when the caller gave none
+    assert row["deployment"] == "churn"
+    assert row["model_version"] == "3"
+    assert row["f.age"] == 41 and row["f.plan"] == "pro"
+    assert row["p.no"] == 0.25 and row["p.yes"] == 0.75
+    assert row["latency_ms"] == 3.0
+    assert str(table.schema.field("timestamp").type) == "timestamp[us, tz=UTC]"
+
+
+def test_concurrent_appenders_lose_nothing(tmp_path: Path) -> None:
+    log = PayloadLog(
+        str(tmp_path), "churn", "predictions", replica="r1", flush_rows=50, flush_seconds=0.01
+    )
+    threads = [
+        threading.Thread(
+            target=lambda t=t: [log.append(rows(1, start=t * 1000 + i)) for i in range(500)]
+        )
+        for t in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.close()
+    ids = [i for p in segments(tmp_path) for i in pq.read_table(p).column("prediction_id")]
+    assert len(ids) == 4000
+    assert {str(i) for i in ids} == {f"p{t * 1000 + i}" for t in range(8) for i in range(500)}
+    assert (log.rows_written, log.rows_dropped, log.queue_depth) == (4000, 0, 0)
+    assert len(segments(tmp_path)) > 1  # it flushed while the threads ran
+
+
+def test_bad_names_are_rejected(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="deployment"):
+        PayloadLog(str(tmp_path), "../x", "predictions", replica="r1")
+    with pytest.raises(InvalidInput, match="kind"):
+        PayloadLog(str(tmp_path), "churn", "labels", replica="r1")  # type: ignore[arg-type]
+
+
+def test_no_temporary_files_are_left(tmp_path: Path) -> None:
+    with PayloadLog(str(tmp_path), "churn", "predictions", replica="r1") as log:
+        log.append(rows(3))
+    folder = Path(segments(tmp_path)[0]).parent
+    assert [p.name for p in folder.iterdir() if not p.name.endswith(".parquet")] == []
+
+
+def test_install_sigterm_flush_calls_the_previous_handler(tmp_path: Path) -> None:
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        log = PayloadLog(str(tmp_path), "churn", "predictions", replica="r1", flush_seconds=3600)
+        install_sigterm_flush(log)
+        log.append(rows(2))
+        os.kill(os.getpid(), signal.SIGTERM)
+        wait_for(lambda: seen == [signal.SIGTERM], "the previous handler")
+        assert log.rows_written == 2
+        assert len(segments(tmp_path)) == 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from ctloop.serving.payload_log import PayloadLog, install_sigterm_flush
+
+    log = PayloadLog(sys.argv[1], "churn", "predictions", replica="child",
+                     flush_rows=10**6, flush_seconds=3600)
+    install_sigterm_flush(log)
+    i = 0
+    while True:
+        log.append([{"prediction_id": f"p{i}"}])
+        if i == 99:
+            print("ready", flush=True)
+        i += 1
+        time.sleep(0.001)
+    """
+)
+
+
+def test_sigterm_flushes_then_exits_as_sigterm(tmp_path: Path) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        assert segments(tmp_path) == []  # nothing flushed yet: thresholds are far away
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == -signal.SIGTERM
+    ids = [str(i) for p in segments(tmp_path) for i in pq.read_table(p).column("prediction_id")]
+    assert len(ids) >= 100
+    assert ids == [f"p{i}" for i in range(len(ids))]  # every appended row, in order
+
+
+@pytest.mark.s3
+def test_segments_on_s3(s3_endpoint: str, s3_bucket: str) -> None:
+    import s3fs
+
+    options = {"client_kwargs": {"endpoint_url": s3_endpoint}}
+    root = f"{s3_bucket}/store"
+    log = PayloadLog(
+        root,
+        "churn",
+        "predictions",
+        replica="r1",
+        flush_rows=3,
+        flush_seconds=3600,
+        storage_options=options,
+    )
+    fs = s3fs.S3FileSystem(**options)
+
+    def listed() -> list[str]:
+        fs.invalidate_cache()
+        return sorted(fs.glob(f"{root}/logs/churn/predictions/date=*/*.parquet"))
+
+    try:
+        log.append(rows(3, timestamp=datetime(2026, 3, 1, 12, tzinfo=UTC)))
+        wait_for(lambda: len(listed()) == 1, "a segment on S3")
+        log.append(rows(1, start=3, timestamp=datetime(2026, 3, 2, 12, tzinfo=UTC)))
+    finally:
+        log.close()
+    found = listed()
+    assert [p.split("/")[-2] for p in found] == ["date=2026-03-01", "date=2026-03-02"]
+    assert pq.read_table(found[0], filesystem=fs).num_rows == 3
+
+
+def test_a_bad_row_is_dropped_without_blocking_the_rest(tmp_path: Path) -> None:
+    log = PayloadLog(str(tmp_path), "churn", "predictions", replica="r1", flush_seconds=3600)
+    log.append([{"prediction_id": "good"}, {"prediction_id": "bad", "timestamp": object()}])
+    log.append(pd.DataFrame({"prediction_id": ["x", "y"], "timestamp": [pd.NaT, pd.Timestamp(0)]}))
+    log.close()
+    assert (log.rows_written, log.rows_dropped, log.queue_depth) == (3, 1, 0)
+    ids = sorted(str(i) for p in segments(tmp_path) for i in pq.read_table(p)["prediction_id"])
+    assert ids == ["good", "x", "y"]
+    with pytest.raises(InvalidInput, match="list of rows"):
+        log.append({"prediction_id": "z"})  # type: ignore[arg-type]
