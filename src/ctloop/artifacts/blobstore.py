@@ -42,7 +42,12 @@ if TYPE_CHECKING:
     from ctloop.settings import Settings
 
 
-from ctloop.artifacts.filesystems import FsspecFS, LocalFS
+from ctloop.artifacts.filesystems import (
+    FsspecFS,
+    LocalFS,
+    remote_filesystem,
+    s3_storage_options,
+)
 from ctloop.artifacts.manifest import (
     DirEntry,
     Scan,
@@ -552,22 +557,11 @@ def open_blob_store(settings: Settings) -> BlobStore:
     workers = settings.data.hash_workers or os.cpu_count() or 2
     if "://" not in root:
         return BlobStore(root, hash_cache=cache, workers=workers)
-    scheme = root.split("://", 1)[0]
-    if scheme not in ("s3", "s3a"):
-        raise InvalidInput(
-            f"unsupported artifact store {root!r}: use a local folder or s3://bucket/prefix"
-        )
+    options = s3_storage_options(settings)
     try:
-        import s3fs
-    except ImportError as exc:
-        raise MissingExtraError("s3fs", "s3", "an S3 artifact store") from exc
-    client_kwargs: dict[str, Any] = {}
-    if settings.s3.endpoint_url:
-        client_kwargs["endpoint_url"] = settings.s3.endpoint_url
-    if settings.s3.region:
-        client_kwargs["region_name"] = settings.s3.region
-    try:
-        fs = s3fs.S3FileSystem(anon=settings.s3.anon, client_kwargs=client_kwargs)
+        fs = remote_filesystem(root, options)
+    except (InvalidInput, MissingExtraError):
+        raise
     except Exception as exc:  # s3fs raises many types for bad configuration
         raise StoreError(f"cannot open the artifact store {root!r}: {exc}") from exc
     return BlobStore(

@@ -7,15 +7,43 @@ import contextlib
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ctloop.errors import (
-    NotFound,
-)
+from ctloop.errors import InvalidInput, MissingExtraError, NotFound
 
 if TYPE_CHECKING:
-    pass
+    from ctloop.settings import Settings
+
+
+def s3_storage_options(settings: Settings) -> dict[str, Any]:
+    """The s3fs options the settings give (``CTLOOP_S3_*``): endpoint, region, anonymity."""
+    client_kwargs: dict[str, Any] = {}
+    if settings.s3.endpoint_url:
+        client_kwargs["endpoint_url"] = settings.s3.endpoint_url
+    if settings.s3.region:
+        client_kwargs["region_name"] = settings.s3.region
+    return {"anon": settings.s3.anon, "client_kwargs": client_kwargs}
+
+
+def remote_filesystem(root: str, storage_options: Mapping[str, Any] | None = None) -> Any:
+    """The fsspec file system of a remote artifact root (``s3://bucket/prefix``).
+
+    Raises:
+        InvalidInput: the root's scheme is not supported.
+        MissingExtraError: s3fs is not installed.
+    """
+    scheme = root.split("://", 1)[0]
+    if scheme not in ("s3", "s3a"):
+        raise InvalidInput(
+            f"unsupported artifact store {root!r}: use a local folder or s3://bucket/prefix"
+        )
+    try:
+        import s3fs
+    except ImportError as exc:
+        raise MissingExtraError("s3fs", "s3", "an S3 artifact store") from exc
+    return s3fs.S3FileSystem(**dict(storage_options or {}))
 
 
 class LocalFS:

@@ -19,13 +19,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ctloop.artifacts.filesystems import remote_filesystem
 from ctloop.errors import InvalidInput, MissingExtraError
-from ctloop.serving.payload_log import (
-    FEEDBACK_COLUMNS,
-    PREDICTION_COLUMNS,
-    check_names,
-    log_filesystem,
-)
+from ctloop.serving.payload_log import FEEDBACK_COLUMNS, PREDICTION_COLUMNS, check_names
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,7 +70,7 @@ def read_log(
     try:
         con.execute("SET TimeZone = 'UTC'")  # else timestamps come back in the machine's zone
         if "://" in root:
-            fs = log_filesystem(root, storage_options)
+            fs = remote_filesystem(root, storage_options)
             files = _remote_segments(fs, root, deployment, kind, lo, hi)
             if not files:
                 return _empty(core)

@@ -34,12 +34,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ctloop.errors import InvalidInput, MissingExtraError
+from ctloop.artifacts.filesystems import remote_filesystem
+from ctloop.errors import InvalidInput
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from ctloop.settings import Settings
 
 __all__ = [
     "FEEDBACK_COLUMNS",
@@ -47,8 +46,6 @@ __all__ = [
     "PREDICTION_COLUMNS",
     "PayloadLog",
     "install_sigterm_flush",
-    "log_filesystem",
-    "storage_options_from_settings",
 ]
 
 log = logging.getLogger(__name__)
@@ -94,35 +91,6 @@ _NESTED = {"features": "f.", "probabilities": "p."}
 _Chunk = tuple[float, "list[dict[str, Any]] | pd.DataFrame", int]
 
 
-def storage_options_from_settings(settings: Settings) -> dict[str, Any]:
-    """The fsspec options for the artifact store's S3, as ``open_blob_store`` builds them."""
-    client_kwargs: dict[str, Any] = {}
-    if settings.s3.endpoint_url:
-        client_kwargs["endpoint_url"] = settings.s3.endpoint_url
-    if settings.s3.region:
-        client_kwargs["region_name"] = settings.s3.region
-    return {"anon": settings.s3.anon, "client_kwargs": client_kwargs}
-
-
-def log_filesystem(root: str, storage_options: Mapping[str, Any] | None = None) -> Any:
-    """The fsspec file system of a remote artifact root (``s3://bucket/prefix``).
-
-    Raises:
-        InvalidInput: the root's scheme is not supported.
-        MissingExtraError: s3fs is not installed.
-    """
-    scheme = root.split("://", 1)[0]
-    if scheme not in ("s3", "s3a"):
-        raise InvalidInput(
-            f"unsupported artifact store {root!r}: use a local folder or s3://bucket/prefix"
-        )
-    try:
-        import s3fs
-    except ImportError as exc:
-        raise MissingExtraError("s3fs", "s3", "an S3 artifact store") from exc
-    return s3fs.S3FileSystem(**dict(storage_options or {}))
-
-
 def check_names(deployment: str, kind: str) -> None:
     """Reject a deployment name that would escape its folder, or an unknown log kind."""
     if not deployment or "/" in deployment or "\\" in deployment or deployment in (".", ".."):
@@ -143,7 +111,7 @@ class PayloadLog:
         flush_seconds: the longest a row waits in memory (the loss window on a crash).
         max_queue_rows: rows held at most; beyond it rows are dropped and counted.
         storage_options: fsspec options for a remote root (see
-            :func:`storage_options_from_settings`).
+            :func:`ctloop.artifacts.filesystems.s3_storage_options`).
     """
 
     def __init__(
@@ -173,7 +141,7 @@ class PayloadLog:
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.max_queue_rows = max_queue_rows
-        self._fs = log_filesystem(root, storage_options) if "://" in root else None
+        self._fs = remote_filesystem(root, storage_options) if "://" in root else None
         if self._fs is not None:
             self.root = self.root.replace("s3a://", "s3://", 1)
         self._columns = _COLUMNS[kind]
