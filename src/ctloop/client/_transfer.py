@@ -25,8 +25,9 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ctloop._internal.hashing import CHUNK
 from ctloop.artifacts.blobstore import BlobStore, ScannedFile, parse_manifest, scan
@@ -44,13 +45,18 @@ THREADS = 8  # parallel transfers: many small files are latency-bound, not bandw
 MISSING_BATCH = 5_000  # objects per /objects/missing request (the server takes 10,000)
 
 
-class Uploaded(NamedTuple):
-    """What an upload stored on the server (the server recomputes sizes for itself)."""
+@dataclass(frozen=True)
+class Uploaded:
+    """What an upload stored on the server (the server recomputes sizes for itself).
+
+    Two uploads of the same data compare equal whether or not anything travelled.
+    """
 
     digest: str
     kind: str  # "file" | "dir"
     size: int
     file_count: int
+    existed: bool = field(default=False, compare=False)  # nothing had to be sent
 
 
 def upload(
@@ -84,7 +90,7 @@ def upload(
         absent, _ = _missing(ctx, [(found.digest, "dir")])
         if not absent:
             report(found.size)
-            return done
+            return replace(done, existed=True)
     first: dict[str, ScannedFile] = {}
     for f in found.files:
         first.setdefault(f.sha256, f)  # equal files travel once
@@ -106,7 +112,7 @@ def upload(
             content=found.manifest,
             headers={"Content-Type": "application/json"},
         )
-    return done
+    return replace(done, existed=not send and found.kind == "file")
 
 
 def download(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ctloop.artifacts.blobstore import BlobStore
-from ctloop.artifacts.manifest import StoredObject, scan
+from ctloop.artifacts.manifest import StoredObject
 from ctloop.client import _transfer
 from ctloop.errors import InvalidInput
 
@@ -45,37 +45,17 @@ class HttpObjectsAPI:
     def put(self, path: str | os.PathLike[str]) -> StoredObject:
         """Store a file or a folder (a folder becomes a manifest of its files).
 
-        The file or folder is hashed here first; when the server holds its object already
-        nothing is sent (``existed`` is then True), else only the files it lacks travel.
+        Only what the server lacks travels; ``existed`` says it held everything already.
         """
-        from ctloop.artifacts.hashcache import HashCache
-
-        settings = self._ctx.settings
-        cache = HashCache(settings.cache_dir() / "hashes.db")
-        try:
-            workers = settings.data.hash_workers or os.cpu_count() or 2
-            found = scan(path, hash_cache=cache, workers=workers)
-        finally:
-            cache.close()
-        absent, _ = _transfer._missing(self._ctx, [(found.digest, found.kind)])
-        if absent:
-            sent = _transfer.upload(self._ctx, path)
-            return StoredObject(sent.digest, sent.kind, sent.size, sent.file_count, False)
-        return StoredObject(found.digest, found.kind, found.size, found.file_count, True)
+        sent = _transfer.upload(self._ctx, path)
+        return StoredObject(sent.digest, sent.kind, sent.size, sent.file_count, sent.existed)
 
     def put_bytes(self, data: bytes) -> StoredObject:
         """Store ``data`` as one file object (sent only when the server lacks it)."""
-        import hashlib
-
-        digest = hashlib.sha256(data).hexdigest()
-        absent, _ = _transfer._missing(self._ctx, [(digest, "file")])
-        if not absent:
-            return StoredObject(digest, "file", len(data), 1, True)
         with tempfile.TemporaryDirectory(prefix="ctloop-put-") as tmp:
             file = Path(tmp) / "object"
             file.write_bytes(data)
-            sent = _transfer.upload(self._ctx, file)
-        return StoredObject(sent.digest, "file", sent.size, 1, False)
+            return self.put(file)
 
     def get(self, digest: str, kind: str, dest: str | os.PathLike[str]) -> Path:
         """Write object ``digest`` (``file`` or ``dir``) to ``dest``, verified."""
