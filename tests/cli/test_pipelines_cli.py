@@ -281,8 +281,8 @@ def test_run_runs_a_pipeline_from_the_current_folder(tmp_path: Path, store: Path
 
 
 def test_params_are_typed_by_the_pipeline_signature() -> None:
-    from ctloop.cli.pipelines import parse_params
     from ctloop.pipelines import pipeline
+    from ctloop.pipelines.params import params_from_text as parse_params
 
     def flow(
         n: int,

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import types
-import typing
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ctloop.cli._output import client_from, console, console_err, fail, fmt_time, print_json
-from ctloop.errors import CtloopError, InvalidInput
+from ctloop.errors import CtloopError
 from ctloop.pipelines.entities import (
     ArtifactTrace,
     PipelineRun,
@@ -24,11 +22,11 @@ from ctloop.pipelines.entities import (
     StepRun,
     StepStatus,
 )
+from ctloop.pipelines.params import params_from_text
 
 if TYPE_CHECKING:
     from rich.tree import Tree
 
-    from ctloop.pipelines.definition import Pipeline
 
 app = typer.Typer(
     help="Pipelines: run one, list its runs, show a run's steps, cache hits and outputs.",
@@ -147,83 +145,6 @@ def _wire(run: PipelineRun) -> dict[str, Any]:
     from ctloop.client.http.pipelines import run_to_wire
 
     return run_to_wire(run)
-
-
-# --- params of `run` -----------------------------------------------------------------------
-
-_TRUE = {"true", "1", "yes", "y", "on"}
-_FALSE = {"false", "0", "no", "n", "off"}
-_SCALARS: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
-
-
-def _annotation(pipe: Pipeline, name: str) -> Any:
-    """The type a param is declared with (its default's type when undeclared), or None."""
-    import inspect
-
-    param = pipe.signature.parameters[name]
-    hint: Any = param.annotation
-    if isinstance(hint, str):  # `from __future__ import annotations` in the user's module
-        try:
-            hint = typing.get_type_hints(pipe.fn).get(name, hint)
-        except Exception:  # an annotation that does not evaluate: read its text instead
-            text = hint.replace(" ", "").removesuffix("|None").removeprefix("None|")
-            hint = _SCALARS.get(text)
-    if hint is inspect.Parameter.empty:
-        default = param.default
-        return type(default) if type(default) in _SCALARS.values() else None
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        rest = [a for a in args if a is not type(None)]
-        hint = rest[0] if len(rest) == 1 else None
-    return hint if hint in _SCALARS.values() else None
-
-
-def _coerce(pipe: Pipeline, name: str, text: str) -> Any:
-    kind = _annotation(pipe, name)
-    if kind is str:
-        return text
-    if kind is bool:
-        if text.lower() in _TRUE | _FALSE:
-            return text.lower() in _TRUE
-        raise InvalidInput(f"param {name!r} takes true or false, not {text!r}")
-    if kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            what = "an integer" if kind is int else "a number"
-            raise InvalidInput(f"param {name!r} takes {what}, not {text!r}") from None
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0]
-        raise InvalidInput(f"param {name!r}: {text!r} is not a YAML value ({first})") from None
-
-
-def parse_params(pipe: Pipeline, pairs: list[str]) -> dict[str, Any]:
-    """``-p key=value`` options as the pipeline's params, typed by its signature.
-
-    Raises:
-        InvalidInput: a pair without ``=``, a param the pipeline lacks, one given twice, or
-            a value that is not of the param's type.
-    """
-    known = list(pipe.signature.parameters)
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InvalidInput(f"invalid param {pair!r}: use -p NAME=VALUE")
-        if key not in known:
-            raise InvalidInput(
-                f"pipeline {pipe.name!r} has no param {key!r} (its params: "
-                f"{', '.join(known) or 'none'})"
-            )
-        if key in out:
-            raise InvalidInput(f"param {key!r} is given twice; give it once")
-        out[key] = _coerce(pipe, key, text)
-    return out
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -358,7 +279,7 @@ def run_(
         raise
     except Exception as exc:  # the user's module failed to import: say so, in one line
         fail(f"importing {target} failed: {type(exc).__name__}: {exc}")
-    params = parse_params(pipe, param or [])
+    params = params_from_text(pipe, param or [])
     client = client_from(ctx)
     if not as_json:
         console_err.print(f"running pipeline {escape(pipe.name)} ({executor.value})…")

@@ -13,7 +13,7 @@ import functools
 import importlib
 import inspect
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
@@ -158,17 +158,21 @@ class Pipeline:
             "another pipeline"
         )
 
-    def bind_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """The run's params by name, defaults applied; each must be a JSON value."""
-        from ctloop.pipelines.materializers import _is_json
-
+    def check_param_names(self, names: Iterable[str]) -> None:
+        """:class:`InvalidInput` naming the first of ``names`` the pipeline has no param for."""
         known = list(self.signature.parameters)
-        unknown = sorted(set(params) - set(known))
+        unknown = sorted(set(names) - set(known))
         if unknown:
             raise InvalidInput(
                 f"pipeline {self.name!r} has no param {unknown[0]!r} "
                 f"(its params: {', '.join(known) or 'none'})"
             )
+
+    def bind_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The run's params by name, defaults applied; each must be a JSON value."""
+        from ctloop.pipelines.materializers import _is_json
+
+        self.check_param_names(params)
         try:
             bound = self.signature.bind(**params)
         except TypeError as exc:
