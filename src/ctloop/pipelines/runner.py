@@ -86,8 +86,9 @@ def run_plan(
                     TimeoutNotEnforced,
                     stacklevel=3,
                 )
-    driver = _Driver(pipeline, plan, params, executor, cache, client, max_workers, ray_address)
-    driver.echo = echo
+    driver = _Driver(
+        pipeline, plan, params, executor, cache, client, max_workers, ray_address, echo
+    )
     record = driver.run()
     if record.status is PipelineStatus.FAILED and raise_on_failure:
         from ctloop.pipelines.definition import PipelineFailed
@@ -121,6 +122,7 @@ class _Driver:
         client: Client,
         max_workers: int | None,
         ray_address: str | None,
+        echo: bool,
     ) -> None:
         self.pipeline = pipeline
         self.plan = plan
@@ -141,7 +143,7 @@ class _Driver:
         self.literals: dict[str, dict[str, ArtifactRef]] = {}
         self.keys: dict[str, str] = {}
         self.looked_up: set[str] = set()  # steps whose cache was already consulted
-        self.echo = True
+        self.echo = echo
         self.exe: Executor | None = None
         self.tracking_run_id: str | None = None
         self.settings: Settings | None = None
@@ -287,7 +289,7 @@ class _Driver:
                     log.info("step %s: cached (from step run %s)", name, hit.id)
                     continue
             exe = self._executor()
-            if int(getattr(exe, "max_parallel", 1)) - len(self.running) <= 0:
+            if len(self.running) >= exe.max_parallel:
                 return
             self._submit(node, inputs, key)
 

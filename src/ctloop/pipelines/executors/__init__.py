@@ -29,6 +29,7 @@ class Executor(Protocol):
     name: str
     enforces_timeouts: bool
     needs_settings: bool  # tasks must carry the store's settings (other processes)
+    max_parallel: int  # attempts it runs at once
 
     def submit(self, task: StepTask) -> Any:
         """Start an attempt; returns its handle."""
