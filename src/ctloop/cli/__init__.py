@@ -32,7 +32,9 @@ _NOUNS = (
     "pipelines",
     "demo",
     "server",
+    "serve",
     "tokens",
+    "build",
 )
 
 

@@ -118,6 +118,31 @@ class LoadedModel:
             )
         return self._flavor.predict_proba(self.raw, self.prepare(data))
 
+    def predict_with_proba(self, data: Any, *, checked: bool = False) -> tuple[Any, Any | None]:
+        """Predictions and, for a classifier, probabilities, checking the input once.
+
+        ``checked=True`` says ``data`` is a DataFrame :meth:`Signature.validate` already
+        returned (or concatenations of such frames), so it is not checked again: the
+        inference server validates each request as it parses it.
+
+        For a classifier the prediction of each row is the class of highest probability
+        (what scikit-learn, XGBoost and LightGBM classifiers predict), so the model runs
+        once; a model without class labels in its signature falls back to ``predict``.
+        """
+        import numpy as np
+
+        if checked and self.signature is not None:
+            prepared = np.ascontiguousarray(data.to_numpy()) if self.signature.array_input else data
+        else:
+            prepared = self.prepare(data)
+        if not self.is_classifier:
+            return self._flavor.predict(self.raw, prepared), None
+        proba = np.asarray(self._flavor.predict_proba(self.raw, prepared))
+        classes = self.classes
+        if classes is None or proba.ndim != 2 or proba.shape[1] != len(classes):
+            return self._flavor.predict(self.raw, prepared), proba
+        return np.asarray(classes)[proba.argmax(axis=1)], proba
+
 
 def load_package(blobs: BlobStore, package_digest: str, *, trust: bool = False) -> LoadedModel:
     """Load the package stored under ``package_digest``, verifying every file first.

@@ -220,6 +220,66 @@ def equal_lengths(columns: Mapping[str, Any], what: str, problems: list[str]) ->
     return next(iter(lengths.values()), 0)
 
 
+def validated_frame(
+    columns: Mapping[str, Sequence[Any]] | None,
+    n: int,
+    signature: Signature | None,
+    problems: list[str],
+    *,
+    allow_extra_columns: bool,
+) -> pd.DataFrame:
+    """The rows of ``columns`` checked against the signature (see :func:`validated`).
+
+    Numeric signatures (float, integer and boolean columns) whose request gives exactly
+    their columns, with values of exactly the right JSON types and no nulls, take a fast
+    path that builds the typed frame directly: the result is what
+    :meth:`Signature.validate` returns for the same values, at a fraction of the cost.
+    Anything else takes the general path.
+    """
+    if columns is not None and not problems and signature is not None:
+        fast = _numeric_frame(columns, n, signature)
+        if fast is not None:
+            return fast
+    frame = frame_from_columns(columns, n) if columns is not None else None
+    return validated(frame, signature, problems, allow_extra_columns=allow_extra_columns)
+
+
+_FAST_TYPES: dict[str, tuple[type, ...]] = {
+    "float": (float, int),
+    "integer": (int,),
+    "boolean": (bool,),
+}
+_FAST_DTYPES = {"float": "float64", "integer": "int64", "boolean": "bool"}
+
+
+def _numeric_frame(
+    columns: Mapping[str, Sequence[Any]], n: int, signature: Signature
+) -> pd.DataFrame | None:
+    import numpy as np
+    import pandas as pd
+
+    specs = signature.inputs
+    if n == 0 or len(columns) != len(specs):
+        return None
+    arrays: dict[str, Any] = {}
+    for spec in specs:
+        allowed = _FAST_TYPES.get(spec.dtype)
+        values = columns.get(spec.name)
+        if allowed is None or values is None or len(values) != n:
+            return None
+        # type() rather than isinstance: a bool is an int, and must not pass as a number
+        if not all(type(v) in allowed for v in values):
+            return None
+        try:
+            arrays[spec.name] = np.array(values, dtype=_FAST_DTYPES[spec.dtype])
+        except (OverflowError, ValueError):  # e.g. an integer past 64 bits: the slow path says so
+            return None
+    names = signature.input_names
+    if all(spec.dtype == "float" for spec in specs):
+        return pd.DataFrame(np.column_stack([arrays[c] for c in names]), columns=names)
+    return pd.DataFrame(arrays, columns=names)
+
+
 def validated(
     frame: pd.DataFrame | None,
     signature: Signature | None,

@@ -14,9 +14,8 @@ from ctloop.serving.protocols._common import (
     ParsedRequest,
     RequestInvalid,
     columns_from_instances,
-    frame_from_columns,
     json_list,
-    validated,
+    validated_frame,
 )
 
 if TYPE_CHECKING:
@@ -45,8 +44,9 @@ def parse_kserve_v1(
         raise RequestInvalid(problems)
     key = "instances" if "instances" in body else "inputs"
     columns, n = columns_from_instances(body[key], signature, f"'{key}'", max_rows, problems)
-    frame = frame_from_columns(columns, n) if columns is not None else None
-    frame = validated(frame, signature, problems, allow_extra_columns=allow_extra_columns)
+    frame = validated_frame(
+        columns, n, signature, problems, allow_extra_columns=allow_extra_columns
+    )
     return ParsedRequest(frame, "kserve_v1")
 
 

@@ -18,10 +18,9 @@ from ctloop.serving.protocols._common import (
     RequestInvalid,
     columns_from_instances,
     columns_from_rows,
-    frame_from_columns,
     json_list,
     row_count_problem,
-    validated,
+    validated_frame,
 )
 
 if TYPE_CHECKING:
@@ -75,8 +74,9 @@ def parse_mlflow(
             problems.append("'dataframe_records' must be a list of records (objects)")
     else:
         columns, n = columns_from_instances(value, signature, f"'{key}'", max_rows, problems)
-    frame = frame_from_columns(columns, n) if columns is not None else None
-    frame = validated(frame, signature, problems, allow_extra_columns=allow_extra_columns)
+    frame = validated_frame(
+        columns, n, signature, problems, allow_extra_columns=allow_extra_columns
+    )
     return ParsedRequest(frame, "mlflow", parameters=dict(params or {}))
 
 

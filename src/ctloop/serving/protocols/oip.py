@@ -32,10 +32,9 @@ from ctloop.serving.protocols._common import (
     MAX_LISTED,
     ParsedRequest,
     RequestInvalid,
-    frame_from_columns,
     json_list,
     row_count_problem,
-    validated,
+    validated_frame,
 )
 
 if TYPE_CHECKING:
@@ -129,8 +128,9 @@ def parse_oip(
         columns, n = _tensor_columns(tensors, signature, max_rows, problems)
     else:
         columns, n = _column_inputs(tensors, max_rows, problems)
-    frame = frame_from_columns(columns, n) if columns is not None else None
-    frame = validated(frame, signature, problems, allow_extra_columns=allow_extra_columns)
+    frame = validated_frame(
+        columns, n, signature, problems, allow_extra_columns=allow_extra_columns
+    )
     return ParsedRequest(frame, "oip", request_id, outputs, parameters)
 
 

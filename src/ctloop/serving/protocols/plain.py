@@ -20,9 +20,8 @@ from ctloop.serving.protocols._common import (
     ParsedRequest,
     RequestInvalid,
     columns_from_instances,
-    frame_from_columns,
     json_list,
-    validated,
+    validated_frame,
 )
 
 if TYPE_CHECKING:
@@ -59,8 +58,9 @@ def parse_plain(
         problems.append(f"{what} must be one record: an object of column to a single value")
         raise RequestInvalid(problems)
     columns, n = columns_from_instances(instances, signature, what, max_rows, problems)
-    frame = frame_from_columns(columns, n) if columns is not None else None
-    frame = validated(frame, signature, problems, allow_extra_columns=allow_extra_columns)
+    frame = validated_frame(
+        columns, n, signature, problems, allow_extra_columns=allow_extra_columns
+    )
     return ParsedRequest(frame, "plain")
 
 

@@ -1,0 +1,864 @@
+"""The inference server: one deployment behind four protocols, logged and measured.
+
+``create_inference_app(source, …)`` gives a FastAPI app whose lifespan starts a
+:class:`~ctloop.serving.replica.Replica` (which loads the deployment's versions and keeps
+converging on it) and the prediction and feedback logs. Endpoints:
+
+- Open Inference Protocol (KServe V2): ``GET /v2``, ``/v2/health/live``,
+  ``/v2/health/ready``, ``/v2/models/{name}[/versions/{v}]`` and ``…/ready``,
+  ``POST /v2/models/{name}[/versions/{v}]/infer``;
+- KServe V1: ``POST /v1/models/{name}:predict``; MLflow scoring: ``POST /invocations``,
+  ``GET /ping``, ``GET /version``; plain: ``POST /predict``;
+- ``POST /feedback``, ``GET /metrics`` (Prometheus), ``GET /`` (what is served now).
+
+Each request reads the replica's state once, is routed (by weight, stickily with a key),
+parsed and validated against the routed version's signature, and predicted through that
+version's micro-batcher. Bad input is a 4xx listing every problem, never a 500. Shadow
+versions get a copy of the rows through a bounded queue, off the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+import ctloop
+from ctloop.errors import CtloopError, InvalidInput
+from ctloop.serving import protocols
+from ctloop.serving.metrics import CONTENT_TYPE, ServingMetrics
+from ctloop.serving.payload_log import PayloadLog
+from ctloop.serving.protocols import kserve_v1, mlflow, oip, plain
+from ctloop.serving.replica import Replica, ServedVersion, ServingState
+
+if TYPE_CHECKING:
+    from ctloop.serving.protocols import ParsedRequest
+    from ctloop.serving.replica import Source
+
+__all__ = ["ServeConfig", "create_inference_app"]
+
+log = logging.getLogger(__name__)
+
+HEADER_VERSION = "X-Ctloop-Model-Version"
+HEADER_VARIANT = "X-Ctloop-Variant"
+HEADER_REQUEST_ID = "X-Request-Id"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How an inference server behaves; every field has a command-line flag.
+
+    Attributes:
+        max_body_bytes: larger request bodies are refused with 413 before parsing.
+        max_rows: most rows one request may carry.
+        max_batch_rows: most rows one micro-batched predict call takes.
+        max_wait_ms: how long an idle model waits for other requests to batch with.
+        poll_seconds: how often the deployment is re-read.
+        log_payloads: log served rows (the deployment's own setting must allow it too).
+        log_flush_rows: queued log rows that trigger a segment write.
+        log_flush_seconds: the longest a logged row waits in memory (lost on a crash).
+        log_max_queue_rows: rows the log holds before dropping (and counting) more.
+        shadow_queue: shadow requests waiting at most; more are dropped and counted.
+    """
+
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_rows: int = 10_000
+    max_batch_rows: int = 64
+    max_wait_ms: float = 0.0
+    poll_seconds: float = 1.0
+    log_payloads: bool = True
+    log_flush_rows: int = 1000
+    log_flush_seconds: float = 5.0
+    log_max_queue_rows: int = 100_000
+    shadow_queue: int = 1000
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeConfig:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class _Protocol:
+    name: str
+    parse: Callable[..., ParsedRequest]
+    format: Callable[..., dict[str, Any]]
+    error: Callable[[BaseException | str], dict[str, Any]]
+
+
+_OIP = _Protocol("oip", protocols.parse_oip, protocols.format_oip, protocols.error_body)
+_V1 = _Protocol(
+    "kserve_v1", kserve_v1.parse_kserve_v1, kserve_v1.format_kserve_v1, protocols.error_body
+)
+_MLFLOW = _Protocol("mlflow", mlflow.parse_mlflow, mlflow.format_mlflow, mlflow.error_body)
+_PLAIN = _Protocol("plain", plain.parse_plain, plain.format_plain, plain.error_body)
+
+
+def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+        headers=dict(headers) if headers else None,
+    )
+
+
+class _Unavailable(CtloopError):
+    http_status = 503
+
+
+class _NotFound(CtloopError):
+    http_status = 404
+
+
+class InferenceServer:
+    """The per-process state behind the app: replica, logs, metrics, shadow queue."""
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        config: ServeConfig,
+        log_root: str | None,
+        storage_options: Mapping[str, Any] | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = ServingMetrics()
+        self.replica = Replica(
+            source,
+            poll_seconds=config.poll_seconds,
+            max_batch_rows=config.max_batch_rows,
+            max_wait_ms=config.max_wait_ms,
+            on_loaded=self._loaded,
+        )
+        self.log_root = log_root
+        self.storage_options = storage_options
+        self.replica_name = f"{socket.gethostname()}-{os.getpid()}"
+        self._logs: dict[tuple[str, str], PayloadLog] = {}
+        self._dropped_seen: dict[tuple[str, str], int] = {}
+        self._shadow_queue: asyncio.Queue[tuple[ServingState, int, int, Any, str]] | None = None
+        self._shadow_tasks: list[asyncio.Task[None]] = []
+        self._on_close = on_close
+        self.started = time.time()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._shadow_queue = asyncio.Queue(maxsize=self.config.shadow_queue)
+        loop = asyncio.get_running_loop()
+        self._shadow_tasks = [loop.create_task(self._shadow_worker()) for _ in range(4)]
+        await self.replica.start()
+
+    async def stop(self) -> None:
+        for task in self._shadow_tasks:
+            task.cancel()
+        for task in self._shadow_tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.replica.stop()
+        for payload_log in self._logs.values():
+            try:
+                payload_log.close()
+            except Exception:
+                log.exception("could not write the last rows of %s", payload_log.kind)
+        if self._on_close is not None:
+            self._on_close()
+
+    def _loaded(self, deployment: str, version: int, seconds: float) -> None:
+        self.metrics.model_load.labels(deployment, str(version)).set(seconds)
+
+    # --- logs ---------------------------------------------------------------------------
+
+    def payload_log(self, deployment: str, kind: str) -> PayloadLog | None:
+        if self.log_root is None:
+            return None
+        key = (deployment, kind)
+        found = self._logs.get(key)
+        if found is None:
+            found = PayloadLog(
+                self.log_root,
+                deployment,
+                kind,  # type: ignore[arg-type]
+                replica=self.replica_name,
+                flush_rows=self.config.log_flush_rows,
+                flush_seconds=self.config.log_flush_seconds,
+                max_queue_rows=self.config.log_max_queue_rows,
+                storage_options=self.storage_options,
+            )
+            self._logs[key] = found
+            self._dropped_seen[key] = 0
+        return found
+
+    def append_log(self, deployment: str, kind: str, rows: list[dict[str, Any]]) -> int:
+        target = self.payload_log(deployment, kind)
+        if target is None:
+            return 0
+        accepted = target.append(rows)
+        self.metrics.log_rows.labels(deployment, kind).inc(accepted)
+        self._sync_log_metrics(deployment, kind, target)
+        return accepted
+
+    def _sync_log_metrics(self, deployment: str, kind: str, target: PayloadLog) -> None:
+        key = (deployment, kind)
+        dropped = target.rows_dropped
+        if dropped > self._dropped_seen[key]:
+            self.metrics.log_dropped.labels(deployment, kind).inc(dropped - self._dropped_seen[key])
+            self._dropped_seen[key] = dropped
+        self.metrics.log_queue.labels(deployment, kind).set(target.queue_depth)
+
+    def render_metrics(self) -> bytes:
+        for (deployment, kind), target in list(self._logs.items()):
+            self._sync_log_metrics(deployment, kind, target)
+        return self.metrics.render()
+
+    # --- answering ----------------------------------------------------------------------
+
+    def state_or_raise(self, model_name: str | None = None) -> ServingState:
+        state = self.replica.state
+        if state is None:
+            why = f": {self.replica.last_error}" if self.replica.last_error else ""
+            raise _Unavailable(f"the model is still loading{why}; retry in a moment")
+        if model_name is not None and not state.knows(model_name):
+            raise _NotFound(
+                f"no model named {model_name!r} here; this server serves {state.name!r}"
+            )
+        return state
+
+    async def infer(
+        self,
+        request: Request,
+        protocol: _Protocol,
+        model_name: str | None = None,
+        version: str | None = None,
+    ) -> Response:
+        started = time.perf_counter()
+        metrics = self.metrics
+        state = self.replica.state
+        deployment = state.name if state is not None else "-"
+        metrics.in_flight.labels(deployment).inc()
+        served: ServedVersion | None = None
+        variant = "-"
+        status = 500
+        try:
+            raw = await request.body()
+            protocols.check_body_size(len(raw), self.config.max_body_bytes)
+            state = self.state_or_raise(model_name)
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+            if version is not None:
+                served, variant = _pinned(state, version)
+            else:
+                key = _sticky_key(state.desired.sticky_key, request, body)
+                route = state.router.choose(key)
+                served, variant = state.versions[route.version], route.variant
+            parsed = protocol.parse(body, served.signature, max_rows=self.config.max_rows)
+            preds, proba = await served.batcher.predict(parsed.frame)
+            n = parsed.n_rows
+            ids = [uuid.uuid4().hex for _ in range(n)]
+            out = protocol.format(
+                parsed,
+                preds,
+                proba,
+                model_name=state.name,
+                model_version=served.label,
+                classes=served.classes,
+                prediction_ids=ids,
+            )
+            status = 200
+        except Exception as exc:
+            status = exc.http_status if isinstance(exc, CtloopError) else 500
+            if status >= 500 and not isinstance(exc, _Unavailable):
+                log.exception("inference failed")
+                message: BaseException | str = f"the model failed on this request: {exc}"
+            else:
+                message = exc
+            headers = {}
+            if served is not None:
+                headers = {HEADER_VERSION: served.label, HEADER_VARIANT: variant}
+            return _json(protocol.error(message), status, headers)
+        finally:
+            seconds = time.perf_counter() - started
+            metrics.in_flight.labels(deployment).dec()
+            metrics.requests.labels(
+                deployment, served.label if served else "", variant, protocol.name, str(status)
+            ).inc()
+            metrics.duration.labels(deployment, protocol.name).observe(seconds)
+        request_id = parsed.id or request.headers.get(HEADER_REQUEST_ID) or ids[0]
+        if state.desired.log_payloads and self.config.log_payloads:
+            self.append_log(
+                state.name,
+                "predictions",
+                _rows(state, served, variant, parsed, preds, proba, ids, request_id, seconds),
+            )
+        if state.desired.shadows:
+            self._enqueue_shadows(state, served.version, parsed.frame, request_id)
+        return _json(out, 200, {HEADER_VERSION: served.label, HEADER_VARIANT: variant})
+
+    # --- shadows ------------------------------------------------------------------------
+
+    def _enqueue_shadows(self, state: ServingState, live: int, frame: Any, request_id: str) -> None:
+        assert self._shadow_queue is not None
+        for version in state.desired.shadows:
+            if version == live:
+                continue
+            try:
+                self._shadow_queue.put_nowait((state, live, version, frame, request_id))
+            except asyncio.QueueFull:
+                self.metrics.shadow_dropped.labels(state.name, str(version)).inc()
+
+    async def _shadow_worker(self) -> None:
+        assert self._shadow_queue is not None
+        while True:
+            state, live, version, frame, request_id = await self._shadow_queue.get()
+            served = state.versions.get(version)
+            if served is None:
+                continue
+            started = time.perf_counter()
+            status = "200"
+            try:
+                live_signature = state.versions[live].signature if live in state.versions else None
+                if served.signature is not None and served.signature != live_signature:
+                    frame = served.signature.validate(frame)  # the shadow takes other columns
+                preds, proba = await served.batcher.predict(frame)
+            except Exception as exc:
+                status = str(exc.http_status) if isinstance(exc, CtloopError) else "500"
+                log.warning("shadow version %s failed on request %s: %s", version, request_id, exc)
+                continue
+            finally:
+                self.metrics.requests.labels(
+                    state.name, served.label, "shadow", "shadow", status
+                ).inc()
+            if state.desired.log_payloads and self.config.log_payloads:
+                n = len(frame)
+                ids = [uuid.uuid4().hex for _ in range(n)]
+                from ctloop.serving.protocols import ParsedRequest
+
+                parsed = ParsedRequest(frame, "shadow", request_id)
+                seconds = time.perf_counter() - started
+                self.append_log(
+                    state.name,
+                    "predictions",
+                    _rows(state, served, "shadow", parsed, preds, proba, ids, request_id, seconds),
+                )
+
+    # --- feedback -----------------------------------------------------------------------
+
+    async def feedback(self, request: Request) -> Response:
+        try:
+            raw = await request.body()
+            protocols.check_body_size(len(raw), self.config.max_body_bytes)
+            state = self.state_or_raise()
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+            rows = parse_feedback(body, max_rows=self.config.max_rows)
+        except Exception as exc:
+            status = exc.http_status if isinstance(exc, CtloopError) else 400
+            return _json(plain.error_body(exc), status)
+        if self.payload_log(state.name, "feedback") is None:
+            return _json({"error": "this server keeps no logs (no artifact store)"}, 409)
+        accepted = self.append_log(state.name, "feedback", rows)
+        return _json({"accepted": accepted, "dropped": len(rows) - accepted})
+
+    # --- describing ---------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        state = self.replica.state
+        info: dict[str, Any] = {
+            "server": "ctloop",
+            "version": ctloop.__version__,
+            "replica": self.replica_name,
+            "ready": state is not None,
+            "last_error": self.replica.last_error,
+            "started": self.started,
+        }
+        if state is not None:
+            d = state.desired
+            info.update(
+                deployment=d.name,
+                model=d.model,
+                revision=d.revision,
+                routes=[
+                    {"version": r.version, "weight": r.weight, "variant": r.variant}
+                    for r in d.routes
+                ],
+                shadows=list(d.shadows),
+                sticky_key=d.sticky_key,
+                log_payloads=d.log_payloads and self.config.log_payloads,
+                loaded={
+                    str(v): {
+                        "load_seconds": round(s.load_seconds, 4),
+                        "loaded_at": str(s.loaded_at),
+                    }
+                    for v, s in state.versions.items()
+                },
+            )
+        return info
+
+
+def _pinned(state: ServingState, version: str) -> tuple[ServedVersion, str]:
+    try:
+        number = int(version)
+    except ValueError:
+        raise _NotFound(f"version {version!r} is not a number") from None
+    served = state.versions.get(number)
+    if served is None:
+        held = ", ".join(str(v) for v in state.versions)
+        raise _NotFound(
+            f"version {version} of {state.name!r} is not served here (these are: {held})"
+        )
+    return served, state.variant_of(number)
+
+
+def _sticky_key(spec: str | None, request: Request, body: Any) -> str | None:
+    if spec is None:
+        return None
+    kind, _, name = spec.partition(":")
+    if kind == "header":
+        return request.headers.get(name)
+    value = _field_value(body, name)
+    if value is None or isinstance(value, dict | list):
+        return None
+    return str(value)
+
+
+def _field_value(body: Any, name: str) -> Any:
+    """The first row's value of column ``name`` in a body of any protocol, or None."""
+    if not isinstance(body, dict):
+        return None
+    for key in ("instances", "dataframe_records"):
+        rows = body.get(key)
+        if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+            return rows[0].get(name)
+        if isinstance(rows, dict):
+            return rows.get(name)
+    split = body.get("dataframe_split")
+    if isinstance(split, dict):
+        cols, data = split.get("columns"), split.get("data")
+        if isinstance(cols, list) and name in cols and isinstance(data, list) and data:
+            first = data[0]
+            if isinstance(first, list) and len(first) == len(cols):
+                return first[cols.index(name)]
+    inputs = body.get("inputs")
+    if isinstance(inputs, list):  # OIP columns
+        for tensor in inputs:
+            if isinstance(tensor, dict) and tensor.get("name") == name:
+                data = tensor.get("data")
+                while isinstance(data, list) and data:
+                    data = data[0]
+                return data
+    if isinstance(inputs, dict):  # MLflow "inputs" as columns
+        col = inputs.get(name)
+        return col[0] if isinstance(col, list) and col else None
+    return body.get(name)  # one plain record
+
+
+def _rows(
+    state: ServingState,
+    served: ServedVersion,
+    variant: str,
+    parsed: ParsedRequest,
+    preds: Any,
+    proba: Any,
+    ids: list[str],
+    request_id: str,
+    seconds: float,
+) -> list[dict[str, Any]]:
+    features = parsed.frame.to_dict("records")
+    pred_list = preds.tolist() if hasattr(preds, "tolist") else list(preds)
+    latency = seconds * 1000.0
+    classes = served.classes
+    proba_rows = proba.tolist() if proba is not None and classes else None
+    names = [str(c) for c in classes] if classes else []
+    rows = []
+    for i, prediction_id in enumerate(ids):
+        row = {
+            "prediction_id": prediction_id,
+            "request_id": request_id,
+            "deployment": state.name,
+            "model_version": served.label,
+            "variant": variant,
+            "prediction": pred_list[i],
+            "latency_ms": latency,
+            "status": "ok",
+            "features": features[i],
+        }
+        if proba_rows is not None:
+            row["probabilities"] = dict(zip(names, proba_rows[i], strict=False))
+        rows.append(row)
+    return rows
+
+
+MAX_PREDICTION_ID = 128
+
+
+def parse_feedback(body: Any, *, max_rows: int) -> list[dict[str, Any]]:
+    """The rows of a ``POST /feedback`` body, or :class:`RequestInvalid` listing every problem.
+
+    The body is one ``{"prediction_id": …, "label": …}`` (or ``"value"`` for a regression
+    target), a list of them, or ``{"feedback": [them]}``.
+    """
+    import math
+
+    items = body.get("feedback", body) if isinstance(body, dict) else body
+    if isinstance(items, dict):
+        items = [items]
+    if not isinstance(items, list) or not items:
+        raise protocols.RequestInvalid(
+            [
+                'the body must be {"prediction_id": "…", "label": …} (or "value": number), '
+                'a list of them, or {"feedback": [them]}'
+            ]
+        )
+    if len(items) > max_rows:
+        raise protocols.RequestInvalid(
+            [f"{len(items)} feedback items, more than the limit of {max_rows}; send fewer"]
+        )
+    problems: list[str] = []
+    rows: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        where = f"item {i}"
+        if not isinstance(item, dict):
+            problems.append(f"{where}: must be an object, got {type(item).__name__}")
+            continue
+        unknown = sorted(set(item) - {"prediction_id", "label", "value"})
+        if unknown:
+            problems.append(f"{where}: unknown field(s) {unknown}; use prediction_id, label, value")
+        pid = item.get("prediction_id")
+        if not isinstance(pid, str) or not 0 < len(pid) <= MAX_PREDICTION_ID:
+            problems.append(
+                f"{where}: prediction_id must be the id a prediction response gave, got {pid!r}"
+            )
+        has_label, has_value = "label" in item, "value" in item
+        label, value = item.get("label"), item.get("value")
+        if has_label == has_value:
+            problems.append(f"{where}: give exactly one of 'label' (a class) or 'value' (a number)")
+        elif has_label and (label is None or isinstance(label, dict | list)):
+            problems.append(f"{where}: label must be a single value, got {label!r}")
+        elif has_value and (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or abs(value) > 1e308
+        ):
+            problems.append(f"{where}: value must be a finite number, got {value!r}")
+        rows.append(
+            {
+                "prediction_id": pid,
+                "label": label if has_label else None,
+                "value": float(value) if has_value and isinstance(value, int | float) else None,
+            }
+        )
+    if problems:
+        raise protocols.RequestInvalid(problems)
+    return rows
+
+
+# --- the app ----------------------------------------------------------------------------------
+
+_OIP_BODY = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["inputs"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "parameters": {"type": "object"},
+                    "inputs": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "shape", "datatype", "data"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "shape": {"type": "array", "items": {"type": "integer"}},
+                                "datatype": {"type": "string"},
+                                "parameters": {"type": "object"},
+                                "data": {"type": "array"},
+                            },
+                        },
+                    },
+                    "outputs": {"type": "array", "items": {"type": "object"}},
+                },
+            }
+        }
+    },
+    "required": True,
+}
+_INSTANCES_BODY = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"instances": {"type": "array", "items": {"type": "object"}}},
+            }
+        }
+    },
+    "required": True,
+}
+_MLFLOW_BODY = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "dataframe_split": {"type": "object"},
+                    "dataframe_records": {"type": "array", "items": {"type": "object"}},
+                    "instances": {"type": "array"},
+                    "inputs": {},
+                },
+            }
+        }
+    },
+    "required": True,
+}
+_FEEDBACK_BODY = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    {"$ref": "#/components/schemas/Feedback"},
+                    {"type": "array", "items": {"$ref": "#/components/schemas/Feedback"}},
+                ]
+            }
+        }
+    },
+    "required": True,
+}
+
+
+def create_inference_app(
+    source: Source,
+    *,
+    config: ServeConfig | None = None,
+    log_root: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    on_close: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The inference server app for one deployment.
+
+    Args:
+        source: what to serve (see :mod:`ctloop.serving.replica`).
+        config: limits, batching, polling and logging (defaults: :class:`ServeConfig`).
+        log_root: the artifact store root the prediction and feedback logs go under; None
+            keeps no logs.
+        storage_options: fsspec options for an ``s3://`` ``log_root``.
+        on_close: called at shutdown after the logs are written (e.g. to close a client).
+    """
+    server = InferenceServer(
+        source,
+        config=config or ServeConfig(),
+        log_root=log_root,
+        storage_options=storage_options,
+        on_close=on_close,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.stop()
+
+    app = FastAPI(
+        title="ctloop inference server",
+        version=ctloop.__version__,
+        summary="Predictions over the Open Inference Protocol, KServe V1, MLflow scoring "
+        "and a plain JSON API, with feedback and Prometheus metrics.",
+        lifespan=lifespan,
+    )
+    app.state.server = server
+    _routes(app, server)
+    return app
+
+
+def _routes(app: FastAPI, server: InferenceServer) -> None:  # noqa: C901 - one place for all
+    def bad(exc: Exception, protocol: _Protocol = _OIP) -> Response:
+        status = exc.http_status if isinstance(exc, CtloopError) else 400
+        return _json(protocol.error(exc), status)
+
+    # --- Open Inference Protocol ------------------------------------------------------------
+
+    @app.get("/v2", tags=["oip"], summary="Server metadata")
+    async def v2_metadata() -> Response:
+        return _json(oip.server_metadata())
+
+    @app.get("/v2/health/live", tags=["oip"], summary="Liveness: the process answers")
+    async def v2_live() -> Response:
+        return _json({"live": True})
+
+    @app.get("/v2/health/ready", tags=["oip"], summary="Readiness: every routed version loaded")
+    async def v2_ready() -> Response:
+        ready = server.replica.ready
+        return _json({"ready": ready}, 200 if ready else 503)
+
+    def metadata(name: str, version: str | None) -> Response:
+        try:
+            state = server.state_or_raise(name)
+            if version is not None:
+                served, _ = _pinned(state, version)
+                versions: list[Any] = [served.version]
+            else:
+                top = max(state.desired.routes, key=lambda r: r.weight)
+                served = state.versions[top.version]
+                versions = list(state.versions)
+        except Exception as exc:
+            return bad(exc)
+        return _json(
+            oip.model_metadata(
+                state.name, versions, served.signature, served.model.is_classifier, served.classes
+            )
+        )
+
+    @app.get("/v2/models/{name}", tags=["oip"], summary="Model metadata")
+    async def v2_model(name: str) -> Response:
+        return metadata(name, None)
+
+    @app.get("/v2/models/{name}/versions/{version}", tags=["oip"], summary="Version metadata")
+    async def v2_model_version(name: str, version: str) -> Response:
+        return metadata(name, version)
+
+    def model_ready(name: str, version: str | None) -> Response:
+        state = server.replica.state
+        if state is None:
+            return _json({"name": name, "ready": False}, 503)
+        try:
+            state = server.state_or_raise(name)
+            if version is not None:
+                _pinned(state, version)
+        except Exception as exc:
+            return bad(exc)
+        return _json({"name": state.name, "ready": True})
+
+    @app.get("/v2/models/{name}/ready", tags=["oip"], summary="Model readiness")
+    async def v2_model_ready(name: str) -> Response:
+        return model_ready(name, None)
+
+    @app.get("/v2/models/{name}/versions/{version}/ready", tags=["oip"], summary="Version ready")
+    async def v2_version_ready(name: str, version: str) -> Response:
+        return model_ready(name, version)
+
+    @app.post(
+        "/v2/models/{name}/infer",
+        tags=["oip"],
+        summary="Predict (routed by the deployment's traffic split)",
+        openapi_extra={"requestBody": _OIP_BODY},
+    )
+    async def v2_infer(name: str, request: Request) -> Response:
+        return await server.infer(request, _OIP, name)
+
+    @app.post(
+        "/v2/models/{name}/versions/{version}/infer",
+        tags=["oip"],
+        summary="Predict with one version",
+        openapi_extra={"requestBody": _OIP_BODY},
+    )
+    async def v2_infer_version(name: str, version: str, request: Request) -> Response:
+        return await server.infer(request, _OIP, name, version)
+
+    # --- KServe V1, MLflow, plain -----------------------------------------------------------
+
+    @app.post(
+        "/v1/models/{name}:predict",
+        tags=["kserve-v1"],
+        summary="Predict (KServe V1)",
+        openapi_extra={"requestBody": _INSTANCES_BODY},
+    )
+    async def v1_predict(name: str, request: Request) -> Response:
+        return await server.infer(request, _V1, name)
+
+    @app.get("/v1/models/{name}", tags=["kserve-v1"], summary="Model status (KServe V1)")
+    async def v1_model(name: str) -> Response:
+        try:
+            state = server.state_or_raise(name)
+        except Exception as exc:
+            return bad(exc)
+        return _json({"name": state.name, "ready": True})
+
+    @app.post(
+        "/invocations",
+        tags=["mlflow"],
+        summary="Predict (MLflow scoring protocol)",
+        openapi_extra={"requestBody": _MLFLOW_BODY},
+    )
+    async def invocations(request: Request) -> Response:
+        return await server.infer(request, _MLFLOW)
+
+    @app.get("/ping", tags=["mlflow"], summary="MLflow health check")
+    async def ping() -> Response:
+        ready = server.replica.ready
+        return Response("\n", status_code=200 if ready else 503, media_type="text/plain")
+
+    @app.get("/version", tags=["mlflow"], summary="Server version")
+    async def version() -> Response:
+        return Response(ctloop.__version__, media_type="text/plain")
+
+    @app.post(
+        "/predict",
+        tags=["plain"],
+        summary="Predict: records in, predictions with ids out",
+        openapi_extra={"requestBody": _INSTANCES_BODY},
+    )
+    async def predict(request: Request) -> Response:
+        return await server.infer(request, _PLAIN)
+
+    # --- feedback, metrics, info ------------------------------------------------------------
+
+    @app.post(
+        "/feedback",
+        tags=["feedback"],
+        summary="Ground truth for earlier predictions",
+        openapi_extra={"requestBody": _FEEDBACK_BODY},
+    )
+    async def feedback(request: Request) -> Response:
+        return await server.feedback(request)
+
+    @app.get("/metrics", tags=["metrics"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(server.render_metrics(), media_type=CONTENT_TYPE)
+
+    @app.get("/", tags=["info"], summary="What this replica serves now")
+    async def info() -> Response:
+        return _json(server.describe())
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {})["Feedback"] = {
+                "type": "object",
+                "required": ["prediction_id"],
+                "properties": {
+                    "prediction_id": {"type": "string"},
+                    "label": {},
+                    "value": {"type": "number"},
+                },
+            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
