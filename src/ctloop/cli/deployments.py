@@ -156,8 +156,9 @@ def show(
     deployments = client_from(ctx).deployments
     d = deployments.get(name)
     events = deployments.history(name)[-SHOWN_EVENTS:]
+    live = deployments.live(name)
     if as_json:
-        print_json({"deployment": d, "events": events})
+        print_json({"deployment": d, "events": events, "live": live})
         return
     console.print(f"[bold]{escape(d.name)}[/]  model {escape(d.model)}  revision {d.revision}")
     if d.description:
@@ -170,7 +171,39 @@ def show(
     console.print(f"sticky key {escape(d.sticky_key or '-')}")
     console.print(f"payload logging {'on' if d.log_payloads else 'off'}")
     console.print(f"updated {fmt_time(d.updated_at)}, created {fmt_time(d.created_at)}")
+    console.print(_live_text(live))
     console.print(_events_table(events))
+
+
+def _live_text(live: dict[str, Any] | None) -> Table | str:
+    """The live figures of the running replicas, or a line saying none is running."""
+    if live is None:
+        return "live: no replica has reported in the last 10 s (start one: ctloop serve NAME)"
+    ms = "-" if live["p50_ms"] is None else f"p50 {live['p50_ms']} ms, p99 {live['p99_ms']} ms"
+    table = Table(
+        "version",
+        "variant",
+        "requests",
+        "share",
+        "4xx",
+        "5xx",
+        box=None,
+        title=f"live: {live['replicas']} replica(s), {live['ready']} ready, revision "
+        f"{', '.join(live['revisions'])}; {live['requests']} requests ({ms}); "
+        f"{live['log_rows']} rows logged, {live['log_dropped']} dropped",
+        title_justify="left",
+    )
+    total = max(live["requests"], 1)
+    for version, v in live["versions"].items():
+        table.add_row(
+            version,
+            escape(str(v["variant"])),
+            str(v["requests"]),
+            f"{100 * v['requests'] / total:.1f}%",
+            str(v["client_errors"]),
+            str(v["errors"]),
+        )
+    return table
 
 
 @app.command()

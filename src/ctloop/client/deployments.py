@@ -33,9 +33,11 @@ from ctloop.store import deployments as store
 from ctloop.store import models as models_store
 
 if TYPE_CHECKING:
+    import pandas as pd
     from sqlalchemy import Connection
 
     from ctloop.client._local import LocalContext
+    from ctloop.serving.log_reader import Moment
 
 __all__ = ["KEEP", "DeploymentsAPI", "Weights"]
 
@@ -265,6 +267,58 @@ class DeploymentsAPI:
         with self._ctx.db.read() as conn:
             row = store.get(conn, name)
             return [_event(r) for r in store.list_events(conn, row["id"])]
+
+    def predictions(self, name: str, since: Moment = None, until: Moment = None) -> pd.DataFrame:
+        """The prediction log of deployment ``name`` (``since <= timestamp < until``).
+
+        One row per served row, oldest first: ``prediction_id``, ``request_id``,
+        ``timestamp``, ``deployment``, ``model_version``, ``variant``, ``prediction``,
+        ``latency_ms``, ``status``, then the inputs as ``f.<feature>`` and the class
+        probabilities as ``p.<class>`` (see ``docs/logs.md``). ``name`` may also be an
+        ad-hoc deployment (``ctloop serve churn@champion`` logs under ``churn``).
+        Segments still in a server's memory (up to its flush interval) are not included.
+        """
+        return self._read(name, "predictions", since, until)
+
+    def feedback(self, name: str, since: Moment = None, until: Moment = None) -> pd.DataFrame:
+        """The feedback log: ``prediction_id``, ``timestamp``, ``deployment``, ``label``,
+        ``value`` (see :meth:`predictions`)."""
+        return self._read(name, "feedback", since, until)
+
+    def joined(self, name: str, since: Moment = None, until: Moment = None) -> pd.DataFrame:
+        """Predictions (in the window) with their latest feedback: ``label``, ``value``,
+        ``feedback_time`` (null where none arrived yet)."""
+        return self._read(name, "joined", since, until)
+
+    def live(self, name: str) -> dict[str, Any] | None:
+        """Live figures of the replicas serving ``name`` now, added up; None when none runs.
+
+        Replicas report to the artifact store every 2 s (see :mod:`ctloop.serving.status`):
+        requests per model version and variant by outcome, p50/p99 latency, rows logged
+        and dropped. A replica silent for 10 s is left out.
+        """
+        from ctloop.artifacts.filesystems import s3_storage_options
+        from ctloop.serving import status
+
+        check_name(name, "deployment")
+        settings = self._ctx.settings
+        root = settings.artifacts_root()
+        options = s3_storage_options(settings) if "://" in root else None
+        return status.live_figures(status.read_statuses(root, name, storage_options=options))
+
+    def _read(self, name: str, kind: str, since: Moment, until: Moment) -> pd.DataFrame:
+        from ctloop.artifacts.filesystems import s3_storage_options
+        from ctloop.serving import log_reader
+
+        check_name(name, "deployment")
+        settings = self._ctx.settings
+        root = settings.artifacts_root()
+        options = s3_storage_options(settings) if "://" in root else None
+        if kind == "joined":
+            return log_reader.joined(root, name, since, until, storage_options=options)
+        return log_reader.read_log(
+            root, name, kind, since=since, until=until, storage_options=options
+        )
 
     def delete(self, name: str) -> None:
         """Delete deployment ``name`` and its history.

@@ -39,6 +39,7 @@ from fastapi.responses import Response
 import ctloop
 from ctloop.errors import CtloopError, InvalidInput
 from ctloop.serving import protocols
+from ctloop.serving import status as live_status
 from ctloop.serving.metrics import CONTENT_TYPE, ServingMetrics
 from ctloop.serving.payload_log import PayloadLog
 from ctloop.serving.protocols import kserve_v1, mlflow, oip, plain
@@ -155,6 +156,7 @@ class InferenceServer:
         self._shadow_queue: asyncio.Queue[tuple[ServingState, int, int, Any, str]] | None = None
         self._shadow_tasks: list[asyncio.Task[None]] = []
         self._on_close = on_close
+        self._status_name: str | None = None
         self.started = time.time()
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -163,6 +165,8 @@ class InferenceServer:
         self._shadow_queue = asyncio.Queue(maxsize=self.config.shadow_queue)
         loop = asyncio.get_running_loop()
         self._shadow_tasks = [loop.create_task(self._shadow_worker()) for _ in range(4)]
+        if self.log_root is not None:
+            self._shadow_tasks.append(loop.create_task(self._report_status()))
         await self.replica.start()
 
     async def stop(self) -> None:
@@ -172,6 +176,14 @@ class InferenceServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.replica.stop()
+        if self.log_root is not None and self._status_name is not None:
+            await asyncio.to_thread(
+                live_status.remove_status,
+                self.log_root,
+                self._status_name,
+                self.replica_name,
+                self.storage_options,
+            )
         for payload_log in self._logs.values():
             try:
                 payload_log.close()
@@ -179,6 +191,28 @@ class InferenceServer:
                 log.exception("could not write the last rows of %s", payload_log.kind)
         if self._on_close is not None:
             self._on_close()
+
+    async def _report_status(self) -> None:
+        """Publish this replica's live figures every few seconds (:mod:`ctloop.serving.status`)."""
+        assert self.log_root is not None
+        while True:
+            await asyncio.sleep(live_status.INTERVAL_SECONDS)
+            state = self.replica.state
+            if state is None:
+                continue
+            self._status_name = state.name
+            report = {**self.describe(), "figures": live_status.counters(self.metrics)}
+            try:
+                await asyncio.to_thread(
+                    live_status.write_status,
+                    self.log_root,
+                    state.name,
+                    self.replica_name,
+                    report,
+                    self.storage_options,
+                )
+            except Exception as exc:  # live figures are best effort; serving goes on
+                log.warning("cannot publish this replica's status: %s", exc)
 
     def _loaded(self, deployment: str, version: int, seconds: float) -> None:
         self.metrics.model_load.labels(deployment, str(version)).set(seconds)
@@ -203,6 +237,9 @@ class InferenceServer:
             )
             self._logs[key] = found
             self._dropped_seen[key] = 0
+            # the series exist from the start (at 0), so rate() and alerts see them
+            self.metrics.log_dropped.labels(deployment, kind)
+            self.metrics.log_queue.labels(deployment, kind).set(0)
         return found
 
     def append_log(self, deployment: str, kind: str, rows: list[dict[str, Any]]) -> int:

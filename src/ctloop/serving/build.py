@@ -26,6 +26,7 @@ renamed into place only once complete.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -187,14 +188,13 @@ def build_context(
     if base_image is not None:
         _check_image(base_image, "--base-image")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
+    where = out.absolute()  # so "." has a name and a parent to build beside
+    where.parent.mkdir(parents=True, exist_ok=True)
+    tmp = where.parent / f".{where.name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         manifest = _write_model(client, version, tmp / "model")
         _check_trust(manifest, version, trust=trust)
-        log_payloads = deployment.log_payloads if deployment is not None else True
         python = _python_minor(manifest.python_version, version)
-        requirements = [*manifest.requirements, f"ctloop[server]=={ctloop.__version__}"]
         result = BuildResult(
             out_dir=out,
             target=target,
@@ -207,36 +207,40 @@ def build_context(
             image=tag,
             python_version=python,
             ctloop_version=ctloop.__version__,
-            requirements=requirements,
-            entrypoint=_entrypoint(serve_name, trust=trust, log_payloads=log_payloads),
+            requirements=[*manifest.requirements, f"ctloop[server]=={ctloop.__version__}"],
+            entrypoint=_entrypoint(
+                serve_name,
+                trust=trust,
+                log_payloads=deployment.log_payloads if deployment is not None else True,
+            ),
         )
-        (tmp / "wheels").mkdir()
-        for wheel in wheel_files:
-            shutil.copy2(wheel, tmp / "wheels" / wheel.name)
-        _write_text(tmp / "requirements.txt", "".join(f"{r}\n" for r in requirements))
-        _write_text(tmp / "Dockerfile", _dockerfile(result, base_image or f"python:{python}-slim"))
-        _write_text(tmp / ".dockerignore", "k8s/\nREADME.md\n")
-        _write_text(tmp / "wheels" / "README.txt", _WHEELS_README)
-        _write_text(tmp / "README.md", _readme(result))
-        (tmp / "k8s").mkdir()
-        _write_yaml(tmp / "k8s" / "deployment.yaml", [_k8s_deployment(result)])
-        _write_yaml(tmp / "k8s" / "service.yaml", [_k8s_service(result)])
-        _write_yaml(tmp / "k8s" / "inferenceservice.yaml", _kserve(result))
-        files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file()) + [
-            BUILD_FILE
-        ]
-        result = BuildResult(**{**_fields(result), "files": sorted(files)})
-        build_json = {k: v for k, v in result.to_dict().items() if k != "out_dir"}
-        _write_text(tmp / BUILD_FILE, json.dumps(build_json, indent=2, sort_keys=True) + "\n")
-        _move_into_place(tmp, out)
+        result = _write_context(tmp, result, base_image or f"python:{python}-slim", wheel_files)
+        _move_into_place(tmp, where)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return result
 
 
-def _fields(result: BuildResult) -> dict[str, Any]:
-    return {f: getattr(result, f) for f in result.__dataclass_fields__}
+def _write_context(tmp: Path, r: BuildResult, base_image: str, wheels: list[Path]) -> BuildResult:
+    """Write everything but ``model/`` into ``tmp``; ``r`` with its ``files`` filled in."""
+    (tmp / "wheels").mkdir()
+    for wheel in wheels:
+        shutil.copy2(wheel, tmp / "wheels" / wheel.name)
+    _write_text(tmp / "wheels" / "README.txt", _WHEELS_README)
+    _write_text(tmp / "requirements.txt", "".join(f"{line}\n" for line in r.requirements))
+    _write_text(tmp / "Dockerfile", _dockerfile(r, base_image))
+    _write_text(tmp / ".dockerignore", "k8s/\nREADME.md\n")
+    _write_text(tmp / "README.md", _readme(r))
+    (tmp / "k8s").mkdir()
+    _write_yaml(tmp / "k8s" / "deployment.yaml", [_k8s_deployment(r)])
+    _write_yaml(tmp / "k8s" / "service.yaml", [_k8s_service(r)])
+    _write_yaml(tmp / "k8s" / "inferenceservice.yaml", _kserve(r))
+    written = [p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file()]
+    r = dataclasses.replace(r, files=sorted([*written, BUILD_FILE]))
+    build_json = {k: v for k, v in r.to_dict().items() if k != "out_dir"}
+    _write_text(tmp / BUILD_FILE, json.dumps(build_json, indent=2, sort_keys=True) + "\n")
+    return r
 
 
 # --- the target -----------------------------------------------------------------------------
@@ -364,6 +368,13 @@ def _check_wheels(wheels: Sequence[str | os.PathLike[str]]) -> list[Path]:
 def _check_destination(out: Path, *, force: bool) -> None:
     if not out.exists():
         return
+    here = Path.cwd().resolve()
+    if out.resolve() == here or out.resolve() in here.parents:
+        # the context is renamed into place, which would pull the folder from under the shell
+        raise InvalidInput(
+            f"cannot build into {str(out)!r}: it is (or holds) the current folder; pick a new "
+            "folder, e.g. -o build/NAME"
+        )
     if not out.is_dir():
         raise InvalidInput(f"cannot build into {str(out)!r}: it is a file; pick a folder")
     if not any(out.iterdir()):

@@ -100,6 +100,11 @@ class ServingMetrics:
             registry=reg,
         )
 
+    @property
+    def registry(self) -> CollectorRegistry:
+        """This process's own metrics (in multiprocess mode, not the other workers')."""
+        return self._registry
+
     def render(self) -> bytes:
         """The metrics in the Prometheus text format (of every worker when there are several)."""
         if not self.multiprocess:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pydantic import TypeAdapter
@@ -27,6 +27,11 @@ from ctloop.client.deployments import (
 from ctloop.client.models import _reason
 from ctloop.errors import InvalidInput
 from ctloop.serving.entities import Deployment, DeploymentEvent, check_sticky_key
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ctloop.serving.log_reader import Moment
 
 __all__ = ["HttpDeploymentsAPI"]
 
@@ -112,3 +117,35 @@ class HttpDeploymentsAPI:
     def delete(self, name: str) -> None:
         """Delete deployment ``name`` and its history."""
         self._ctx.request("DELETE", _path(name))
+
+    def predictions(self, name: str, since: Moment = None, until: Moment = None) -> pd.DataFrame:
+        """The prediction log of deployment ``name``, as the server's store holds it."""
+        return self._read(name, "predictions", since, until)
+
+    def feedback(self, name: str, since: Moment = None, until: Moment = None) -> pd.DataFrame:
+        """The feedback log of deployment ``name``."""
+        return self._read(name, "feedback", since, until)
+
+    def joined(self, name: str, since: Moment = None, until: Moment = None) -> pd.DataFrame:
+        """Predictions with their latest feedback (see the local backend)."""
+        return self._read(name, "joined", since, until)
+
+    def live(self, name: str) -> dict[str, Any] | None:
+        """Live figures of the replicas serving ``name`` (see the local backend)."""
+        found = self._ctx.request("GET", _path(name, "live"))
+        return found if isinstance(found, dict) else None
+
+    def _read(self, name: str, kind: str, since: Moment, until: Moment) -> pd.DataFrame:
+        import io
+
+        import pyarrow.parquet as pq
+
+        params = {k: _moment_text(v) for k, v in (("since", since), ("until", until)) if v}
+        with self._ctx.stream("GET", _path(name, "logs", kind), params=params) as response:
+            data = response.read()
+        return pq.read_table(io.BytesIO(data)).to_pandas()
+
+
+def _moment_text(value: Moment) -> str:
+    """A moment as the ISO text the server parses (a date, a datetime or a string)."""
+    return value if isinstance(value, str) else value.isoformat()  # type: ignore[union-attr]

@@ -11,9 +11,9 @@ as) as their actor, until the server authenticates its callers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictBool, StrictInt
 
@@ -22,6 +22,8 @@ from ctloop.client.deployments import KEEP
 from ctloop.server.deps import ClientDep
 from ctloop.server.limits import JsonBodyLimit
 from ctloop.serving.entities import Deployment, DeploymentEvent
+
+PARQUET = "application/vnd.apache.parquet"
 
 router = APIRouter(prefix="/deployments", tags=["deployments"], route_class=JsonBodyLimit)
 
@@ -99,6 +101,35 @@ def set_traffic(name: str, body: TrafficIn, client: ClientDep) -> JSONResponse:
 def history(name: str, client: ClientDep) -> JSONResponse:
     """Every revision of a deployment as it was set, oldest first."""
     return _json(client.deployments.history(name))
+
+
+@router.get(
+    "/{name}/logs/{kind}",
+    responses={200: {"content": {PARQUET: {}}, "description": "the rows, as one Parquet file"}},
+)
+def read_log(
+    name: str,
+    kind: Literal["predictions", "feedback", "joined"],
+    client: ClientDep,
+    since: str | None = Query(None, description="first moment included (ISO 8601)"),
+    until: str | None = Query(None, description="first moment excluded (ISO 8601)"),
+) -> Response:
+    """The prediction or feedback log of a deployment, or predictions joined with feedback."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    api = client.deployments
+    read = {"predictions": api.predictions, "feedback": api.feedback, "joined": api.joined}[kind]
+    frame = read(name, since, until)
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink)
+    return Response(sink.getvalue().to_pybytes(), media_type=PARQUET)
+
+
+@router.get("/{name}/live")
+def live(name: str, client: ClientDep) -> JSONResponse:
+    """Live figures of the replicas serving a deployment now, added up (null when none runs)."""
+    return JSONResponse(client.deployments.live(name))
 
 
 @router.delete("/{name}", status_code=204)
