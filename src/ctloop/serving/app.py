@@ -240,6 +240,9 @@ class InferenceServer:
             # the series exist from the start (at 0), so rate() and alerts see them
             self.metrics.log_dropped.labels(deployment, kind)
             self.metrics.log_queue.labels(deployment, kind).set(0)
+            # the series exist from the start (at 0), so rate() and alerts see them
+            self.metrics.log_dropped.labels(deployment, kind)
+            self.metrics.log_queue.labels(deployment, kind).set(0)
         return found
 
     def append_log(self, deployment: str, kind: str, rows: list[dict[str, Any]]) -> int:
@@ -520,7 +523,12 @@ def _rows(
     request_id: str,
     seconds: float,
 ) -> list[dict[str, Any]]:
-    features = parsed.frame.to_dict("records")
+    if parsed.values is not None:  # the parser's own lists: no round trip through pandas
+        names_in = list(parsed.values)
+        columns = [parsed.values[c] for c in names_in]
+        features = [dict(zip(names_in, row, strict=True)) for row in zip(*columns, strict=True)]
+    else:
+        features = parsed.frame.to_dict("records")
     pred_list = preds.tolist() if hasattr(preds, "tolist") else list(preds)
     latency = seconds * 1000.0
     classes = served.classes

@@ -13,6 +13,7 @@ column" to be reported); a server that wants MLflow's leniency passes
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ class ParsedRequest:
         id: the request id to echo (OIP), or None.
         outputs_requested: output names asked for (OIP ``outputs``), or None for all.
         parameters: the request's ``parameters`` / ``params`` object, if any.
+        values: the frame's columns as lists of Python values, when parsing had them at
+            hand (the numeric fast path); the prediction log reads them instead of
+            converting the frame back.
     """
 
     frame: pd.DataFrame
@@ -62,6 +66,7 @@ class ParsedRequest:
     id: str | None = None
     outputs_requested: list[str] | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, list[Any]] | None = None
 
     @property
     def n_rows(self) -> int:
@@ -227,7 +232,7 @@ def validated_frame(
     problems: list[str],
     *,
     allow_extra_columns: bool,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, dict[str, list[Any]] | None]:
     """The rows of ``columns`` checked against the signature (see :func:`validated`).
 
     Numeric signatures (float, integer and boolean columns) whose request gives exactly
@@ -235,13 +240,17 @@ def validated_frame(
     path that builds the typed frame directly: the result is what
     :meth:`Signature.validate` returns for the same values, at a fraction of the cost.
     Anything else takes the general path.
+
+    Returns:
+        the frame, and its columns as lists of typed Python values when the fast path
+        built it (None otherwise).
     """
     if columns is not None and not problems and signature is not None:
         fast = _numeric_frame(columns, n, signature)
         if fast is not None:
             return fast
     frame = frame_from_columns(columns, n) if columns is not None else None
-    return validated(frame, signature, problems, allow_extra_columns=allow_extra_columns)
+    return validated(frame, signature, problems, allow_extra_columns=allow_extra_columns), None
 
 
 _FAST_TYPES: dict[str, tuple[type, ...]] = {
@@ -254,7 +263,7 @@ _FAST_DTYPES = {"float": "float64", "integer": "int64", "boolean": "bool"}
 
 def _numeric_frame(
     columns: Mapping[str, Sequence[Any]], n: int, signature: Signature
-) -> pd.DataFrame | None:
+) -> tuple[pd.DataFrame, dict[str, list[Any]]] | None:
     import numpy as np
     import pandas as pd
 
@@ -275,9 +284,19 @@ def _numeric_frame(
         except (OverflowError, ValueError):  # e.g. an integer past 64 bits: the slow path says so
             return None
     names = signature.input_names
+    typed = {c: a.tolist() for c, a in arrays.items()}
     if all(spec.dtype == "float" for spec in specs):
-        return pd.DataFrame(np.column_stack([arrays[c] for c in names]), columns=names)
-    return pd.DataFrame(arrays, columns=names)
+        block = np.column_stack([arrays[c] for c in names])
+        return pd.DataFrame(block, columns=_index(tuple(names)), copy=False), typed
+    return pd.DataFrame(arrays, columns=_index(tuple(names))), typed
+
+
+@functools.lru_cache(maxsize=256)
+def _index(names: tuple[str, ...]) -> pd.Index:
+    """The column index of a signature, built once (frames share an immutable Index)."""
+    import pandas as pd
+
+    return pd.Index(names)
 
 
 def validated(

@@ -44,10 +44,10 @@ def parse_kserve_v1(
         raise RequestInvalid(problems)
     key = "instances" if "instances" in body else "inputs"
     columns, n = columns_from_instances(body[key], signature, f"'{key}'", max_rows, problems)
-    frame = validated_frame(
+    frame, values = validated_frame(
         columns, n, signature, problems, allow_extra_columns=allow_extra_columns
     )
-    return ParsedRequest(frame, "kserve_v1")
+    return ParsedRequest(frame, "kserve_v1", values=values)
 
 
 def format_kserve_v1(

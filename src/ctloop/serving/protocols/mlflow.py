@@ -74,10 +74,10 @@ def parse_mlflow(
             problems.append("'dataframe_records' must be a list of records (objects)")
     else:
         columns, n = columns_from_instances(value, signature, f"'{key}'", max_rows, problems)
-    frame = validated_frame(
+    frame, values = validated_frame(
         columns, n, signature, problems, allow_extra_columns=allow_extra_columns
     )
-    return ParsedRequest(frame, "mlflow", parameters=dict(params or {}))
+    return ParsedRequest(frame, "mlflow", parameters=dict(params or {}), values=values)
 
 
 def _split(

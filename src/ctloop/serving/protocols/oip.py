@@ -128,10 +128,10 @@ def parse_oip(
         columns, n = _tensor_columns(tensors, signature, max_rows, problems)
     else:
         columns, n = _column_inputs(tensors, max_rows, problems)
-    frame = validated_frame(
+    frame, values = validated_frame(
         columns, n, signature, problems, allow_extra_columns=allow_extra_columns
     )
-    return ParsedRequest(frame, "oip", request_id, outputs, parameters)
+    return ParsedRequest(frame, "oip", request_id, outputs, parameters, values=values)
 
 
 class _Tensor:

@@ -58,10 +58,10 @@ def parse_plain(
         problems.append(f"{what} must be one record: an object of column to a single value")
         raise RequestInvalid(problems)
     columns, n = columns_from_instances(instances, signature, what, max_rows, problems)
-    frame = validated_frame(
+    frame, values = validated_frame(
         columns, n, signature, problems, allow_extra_columns=allow_extra_columns
     )
-    return ParsedRequest(frame, "plain")
+    return ParsedRequest(frame, "plain", values=values)
 
 
 def format_plain(
