@@ -15,7 +15,13 @@ from ctloop.tracking.entities import RunStatus
 def test_demo_versions_data_and_tracks_two_models(tmp_path: Path) -> None:
     lines: list[str] = []
     result = run_demo(
-        str(tmp_path / "store"), rows=3000, seed=1, say=lines.append, server=False, pipeline=False
+        str(tmp_path / "store"),
+        rows=3000,
+        seed=1,
+        say=lines.append,
+        server=False,
+        pipeline=False,
+        serving=False,
     )
     client = ctloop.Client(store=str(tmp_path / "store"))
     version = client.datasets.get("churn@latest")
@@ -62,6 +68,7 @@ def test_demo_command_on_a_given_store_reuses_the_dataset_version(tmp_path: Path
                 "1500",
                 "--no-server",
                 "--no-pipeline",
+                "--no-serving",
             ],
             capture_output=True,
             text=True,
@@ -76,7 +83,9 @@ def test_demo_command_on_a_given_store_reuses_the_dataset_version(tmp_path: Path
 
 def test_demo_runs_the_same_job_through_a_real_server(tmp_path: Path) -> None:
     lines: list[str] = []
-    result = run_demo(str(tmp_path / "store"), rows=1500, seed=2, say=lines.append, pipeline=False)
+    result = run_demo(
+        str(tmp_path / "store"), rows=1500, seed=2, say=lines.append, pipeline=False, serving=False
+    )
     remote = result.remote
     assert remote is not None and remote.store.startswith("http://127.0.0.1:")
     assert remote.reloaded_matches and remote.dataset.digest == result.dataset.digest
@@ -90,7 +99,9 @@ def test_demo_runs_the_same_job_through_a_real_server(tmp_path: Path) -> None:
 
 def test_demo_runs_the_training_pipeline_cold_cached_and_on_new_data(tmp_path: Path) -> None:
     lines: list[str] = []
-    result = run_demo(str(tmp_path / "store"), rows=1500, seed=3, say=lines.append, server=False)
+    result = run_demo(
+        str(tmp_path / "store"), rows=1500, seed=3, say=lines.append, server=False, serving=False
+    )
     assert result.pipeline is not None
     cold, cached, new_data = result.pipeline.runs
     assert {s.status.value for s in cold.steps} == {"COMPLETED"}
@@ -106,3 +117,27 @@ def test_demo_runs_the_training_pipeline_cold_cached_and_on_new_data(tmp_path: P
     passed = [r.output("gate")["passed"] for r in (cold, new_data)]
     challengers = [v for v in client.models.versions("churn") if "challenger" in v.aliases]
     assert len(challengers) == (1 if any(passed) else 0)
+
+
+def test_demo_serves_the_champion_then_a_canary(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = run_demo(
+        str(tmp_path / "store"), rows=3000, seed=2, say=lines.append, server=False, pipeline=False
+    )
+    served = result.serving
+    assert served is not None
+    assert (served.sent["plain"], served.sent["oip"], served.failed) == (600, 100, 0)
+    assert served.feedback == 100
+    assert served.metrics["requests"] == served.metrics["ok"] == 300  # read before the canary
+    assert served.metrics["log_rows"] == 300 and served.metrics["p99_ms"] > 0
+    # 400 requests after the canary went on: about 10% of them to the other version
+    assert sum(served.split.values()) == 400
+    assert 10 <= served.split.get("canary", 0) <= 80, served.split
+    assert served.logged == 700 and served.labelled == 100
+    client = ctloop.Client(store=str(tmp_path / "store"))
+    deployment = client.deployments.get("churn-api")
+    assert [(r.version, r.weight) for r in deployment.routes] == [
+        (served.champion, 90),
+        (served.canary, 10),
+    ]
+    assert any(line.startswith("canary ") for line in lines)

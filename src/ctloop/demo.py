@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ctloop.client import Client
     from ctloop.data.entities import DatasetVersion
     from ctloop.demo_pipeline import PipelineDemo
+    from ctloop.demo_serving import ServingDemo
 
 Say = Callable[[str], None]
 
@@ -44,6 +45,7 @@ class DemoResult:
     seconds: float = 0.0
     remote: DemoResult | None = None  # the same job over HTTP, when it ran
     pipeline: PipelineDemo | None = None  # the training pipeline's three runs, when they ran
+    serving: ServingDemo | None = None  # the champion served, then a canary, when it ran
 
 
 def _split(df: pd.DataFrame, holdout: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -174,6 +176,7 @@ def run_demo(
     say: Say = print,
     server: bool = True,
     pipeline: bool = True,
+    serving: bool = True,
 ) -> DemoResult:
     """Run the main job; returns what the local pass made.
 
@@ -202,6 +205,15 @@ def run_demo(
                 folder = local.settings.store_folder()
                 say(f"  ctloop --store {folder} pipeline runs")
                 say(f"  ctloop --store {folder} pipeline show {result.pipeline.runs[-1].id}")
+        if serving:
+            from ctloop.demo_serving import DEPLOYMENT, run_serving_stage
+
+            say("")
+            result.serving = run_serving_stage(local, seed=seed, say=say)
+            if result.serving is not None:
+                folder = local.settings.store_folder()
+                say(f"  ctloop --store {folder} deployments show {DEPLOYMENT}")
+                say(f"  ctloop --store {folder} deployments history {DEPLOYMENT}")
     finally:
         local.close()
     if server:

@@ -32,6 +32,12 @@ def demo(
         help="Also run the churn training pipeline (examples/churn/pipeline.py) three times: "
         "cold, cached, on new data.",
     ),
+    serving: bool = typer.Option(
+        True,
+        "--serving/--no-serving",
+        help="Also serve the champion with ctloop serve, send traffic and feedback, read the "
+        "metrics, then put another version on a 10% canary.",
+    ),
 ) -> None:
     """Run the main job: version churn data, train and track two models, summarise."""
     from ctloop.demo import run_demo
@@ -44,4 +50,5 @@ def demo(
         say=lambda line: console.print(line, markup=False),
         server=server,
         pipeline=pipeline,
+        serving=serving,
     )

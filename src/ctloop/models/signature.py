@@ -325,6 +325,21 @@ def _kind(column: pd.Series) -> str:
     return "object"
 
 
+class _Got:
+    """``got <kind> values (<examples>)``, built only when formatted into a problem."""
+
+    __slots__ = ("column", "kind")
+
+    def __init__(self, column: pd.Series, kind: str) -> None:
+        self.column = column
+        self.kind = kind
+
+    def __str__(self) -> str:
+        if self.kind == "empty":
+            return ""
+        return f"got {self.kind} values ({_sample(self.column)})"
+
+
 def _sample(column: pd.Series) -> str:
     values = column.dropna().unique()[:MAX_EXAMPLES]
     return ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values)
@@ -337,7 +352,7 @@ def _convert(column: pd.Series, spec: ColumnSpec) -> tuple[pd.Series | None, str
 
     kind = _kind(column)
     want = spec.dtype
-    got = f"got {kind} values ({_sample(column)})" if kind != "empty" else ""
+    got = _Got(column, kind)  # described only when a problem is reported
 
     if want == "object":
         return column, None
@@ -405,7 +420,7 @@ def _convert(column: pd.Series, spec: ColumnSpec) -> tuple[pd.Series | None, str
 
 
 def _convert_datetime(
-    column: pd.Series, spec: ColumnSpec, kind: str, got: str
+    column: pd.Series, spec: ColumnSpec, kind: str, got: object
 ) -> tuple[pd.Series | None, str | None]:
     import pandas as pd
 

@@ -253,17 +253,15 @@ def validated_frame(
     return validated(frame, signature, problems, allow_extra_columns=allow_extra_columns), None
 
 
-_FAST_TYPES: dict[str, tuple[type, ...]] = {
-    "float": (float, int),
-    "integer": (int,),
-    "boolean": (bool,),
-}
-_FAST_DTYPES = {"float": "float64", "integer": "int64", "boolean": "bool"}
-
-
 def _numeric_frame(
     columns: Mapping[str, Sequence[Any]], n: int, signature: Signature
 ) -> tuple[pd.DataFrame, dict[str, list[Any]]] | None:
+    """The fast path of :func:`validated_frame`, or None to take the general one.
+
+    Handles float, integer, boolean, string and string-category columns whose values all
+    have exactly the right JSON type (``None`` where the column is nullable), producing
+    what :meth:`Signature.validate` produces for them.
+    """
     import numpy as np
     import pandas as pd
 
@@ -271,24 +269,66 @@ def _numeric_frame(
     if n == 0 or len(columns) != len(specs):
         return None
     arrays: dict[str, Any] = {}
+    typed: dict[str, list[Any]] = {}
     for spec in specs:
-        allowed = _FAST_TYPES.get(spec.dtype)
         values = columns.get(spec.name)
-        if allowed is None or values is None or len(values) != n:
+        if values is None or len(values) != n:
             return None
-        # type() rather than isinstance: a bool is an int, and must not pass as a number
-        if not all(type(v) in allowed for v in values):
-            return None
+        has_none = None in values
+        if has_none and not spec.nullable:
+            return None  # the general path reports the nulls
+        present = [v for v in values if v is not None] if has_none else values
+        kinds = {type(v) for v in present}
+        array: Any
         try:
-            arrays[spec.name] = np.array(values, dtype=_FAST_DTYPES[spec.dtype])
+            if spec.dtype == "float" and kinds <= {float, int}:
+                array = np.array(
+                    [np.nan if v is None else v for v in values] if has_none else values,
+                    dtype="float64",
+                )
+            elif spec.dtype == "integer" and kinds <= {int} and present:
+                array = (
+                    np.array([np.nan if v is None else v for v in values], dtype="float64")
+                    if has_none
+                    else np.array(values, dtype="int64")
+                )
+            elif spec.dtype == "boolean" and kinds == {bool} and not has_none:
+                array = np.array(values, dtype="bool")
+            elif spec.dtype == "string" and kinds == {str}:
+                array = pd.Series(list(values), dtype=object).infer_objects()
+            elif (
+                spec.dtype == "category"
+                and kinds == {str}
+                and spec.categories
+                and all(type(c) is str for c in spec.categories)
+            ):
+                # unknown categories become missing, as Signature.validate does
+                known = set(spec.categories)
+                array = pd.Categorical(
+                    [v if v in known else None for v in values], categories=spec.categories
+                )
+            else:
+                return None
         except (OverflowError, ValueError):  # e.g. an integer past 64 bits: the slow path says so
             return None
+        arrays[spec.name] = array
+        if isinstance(array, np.ndarray):  # numbers as the frame holds them (1 -> 1.0)
+            converted = array.tolist()
+            typed[spec.name] = [
+                None if v is None else x for v, x in zip(values, converted, strict=True)
+            ]
+        else:
+            typed[spec.name] = list(values)
     names = signature.input_names
-    typed = {c: a.tolist() for c, a in arrays.items()}
-    if all(spec.dtype == "float" for spec in specs):
+    index = _index(tuple(names))
+    if all(isinstance(a, np.ndarray) and a.dtype == np.float64 for a in arrays.values()):
         block = np.column_stack([arrays[c] for c in names])
-        return pd.DataFrame(block, columns=_index(tuple(names)), copy=False), typed
-    return pd.DataFrame(arrays, columns=_index(tuple(names))), typed
+        return pd.DataFrame(block, columns=index, copy=False), typed
+    frame = pd.DataFrame(
+        {c: (a.array if isinstance(a, pd.Series) else a) for c, a in arrays.items()},
+        columns=index,
+    )
+    return frame, typed
 
 
 @functools.lru_cache(maxsize=256)
