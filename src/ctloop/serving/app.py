@@ -43,6 +43,7 @@ from ctloop.serving import status as live_status
 from ctloop.serving.metrics import CONTENT_TYPE, ServingMetrics
 from ctloop.serving.payload_log import PayloadLog
 from ctloop.serving.protocols import kserve_v1, mlflow, oip, plain
+from ctloop.serving.protocols._common import scalar_problem
 from ctloop.serving.replica import Replica, ServedVersion, ServingState
 
 if TYPE_CHECKING:
@@ -489,8 +490,9 @@ def _field_value(body: Any, name: str) -> Any:
         rows = body.get(key)
         if isinstance(rows, list) and rows and isinstance(rows[0], dict):
             return rows[0].get(name)
-        if isinstance(rows, dict):
-            return rows.get(name)
+        if isinstance(rows, dict):  # one record, or columns
+            value = rows.get(name)
+            return value[0] if isinstance(value, list) and value else value
     split = body.get("dataframe_split")
     if isinstance(split, dict):
         cols, data = split.get("columns"), split.get("data")
@@ -499,8 +501,10 @@ def _field_value(body: Any, name: str) -> Any:
             if isinstance(first, list) and len(first) == len(cols):
                 return first[cols.index(name)]
     inputs = body.get("inputs")
-    if isinstance(inputs, list):  # OIP columns
-        for tensor in inputs:
+    if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict):
+        if "datatype" not in inputs[0]:  # MLflow and KServe V1 "inputs" as records
+            return inputs[0].get(name)
+        for tensor in inputs:  # OIP: one tensor per column
             if isinstance(tensor, dict) and tensor.get("name") == name:
                 data = tensor.get("data")
                 while isinstance(data, list) and data:
@@ -528,7 +532,7 @@ def _rows(
         columns = [parsed.values[c] for c in names_in]
         features = [dict(zip(names_in, row, strict=True)) for row in zip(*columns, strict=True)]
     else:
-        features = parsed.frame.to_dict("records")
+        features = [{str(k): v for k, v in r.items()} for r in parsed.frame.to_dict("records")]
     pred_list = preds.tolist() if hasattr(preds, "tolist") else list(preds)
     latency = seconds * 1000.0
     classes = served.classes
@@ -599,6 +603,8 @@ def parse_feedback(body: Any, *, max_rows: int) -> list[dict[str, Any]]:
             problems.append(f"{where}: give exactly one of 'label' (a class) or 'value' (a number)")
         elif has_label and (label is None or isinstance(label, dict | list)):
             problems.append(f"{where}: label must be a single value, got {label!r}")
+        elif has_label and (why := scalar_problem(label)) is not None:
+            problems.append(f"{where}: label {why}")  # e.g. an integer the log cannot hold
         elif has_value and (
             isinstance(value, bool)
             or not isinstance(value, int | float)

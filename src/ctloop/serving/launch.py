@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,8 @@ from ctloop.errors import InvalidInput, NotFound
 from ctloop.serving.app import ServeConfig, create_inference_app
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from fastapi import FastAPI
 
     from ctloop.client import Client
@@ -175,6 +179,42 @@ def app_from_env() -> FastAPI:
     return build_app(ServeSpec.from_json(text))
 
 
+WORKER_READY_WAIT_SECONDS = 120.0
+
+
+def _ready_before_accepting(app: FastAPI) -> FastAPI:
+    """Hold a worker's startup until its models are loaded (or a time limit passes).
+
+    Workers share one listening socket and each answers ``/v2/health/ready`` for itself
+    only, so a worker still loading would take connections, answer 503 while a sibling
+    already said ready. A worker accepts nothing before its startup ends, so the kernel
+    gives the connections to the ready siblings meanwhile. After the limit it accepts
+    anyway (and answers 503 with the load error until it converges).
+    """
+    import asyncio
+    import contextlib
+    import time
+    from collections.abc import AsyncIterator
+
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
+        async with inner(a) as state:
+            replica = a.state.server.replica
+            deadline = time.monotonic() + WORKER_READY_WAIT_SECONDS
+            while not replica.ready and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            yield state
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def _exit_quietly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def serve(spec: ServeSpec, *, host: str, port: int, workers: int = 1) -> None:
     """Run the server until interrupted (SIGINT/SIGTERM write the logs' last rows first)."""
     import uvicorn
@@ -191,7 +231,17 @@ def serve(spec: ServeSpec, *, host: str, port: int, workers: int = 1) -> None:
         "timeout_graceful_shutdown": 10,
     }
     if workers == 1:
-        uvicorn.run(build_app(spec), **kwargs)
+        # After a graceful shutdown uvicorn re-raises the SIGTERM it caught, so the process
+        # would die of it (exit -15) although every log row was written; exit 0 instead,
+        # as the multi-worker supervisor does. A SIGTERM before uvicorn listens exits too.
+        if threading.current_thread() is not threading.main_thread():
+            uvicorn.run(build_app(spec), **kwargs)  # uvicorn captures no signals there
+            return
+        previous = signal.signal(signal.SIGTERM, _exit_quietly)
+        try:
+            uvicorn.run(build_app(spec), **kwargs)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         return
     from ctloop.serving.metrics import MULTIPROC_ENV
 
