@@ -176,7 +176,7 @@ def app_from_env() -> FastAPI:
     text = os.environ.get(SPEC_ENV)
     if not text:
         raise InvalidInput(f"{SPEC_ENV} is not set; start workers with ctloop serve")
-    return build_app(ServeSpec.from_json(text))
+    return _ready_before_accepting(build_app(ServeSpec.from_json(text)))
 
 
 WORKER_READY_WAIT_SECONDS = 120.0
