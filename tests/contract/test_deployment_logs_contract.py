@@ -94,3 +94,41 @@ def test_a_bad_window_or_name_is_refused(logged: Any) -> None:
         logged.deployments.predictions("churn-api", since="yesterday-ish")
     with pytest.raises(InvalidInput):
         logged.deployments.feedback("../etc")
+
+
+def test_live_figures_add_up_the_replicas_that_reported_recently(
+    backend_client: Any, tmp_path: Path
+) -> None:
+    from ctloop.serving import status
+
+    root = _root(backend_client, tmp_path)
+    assert backend_client.deployments.live("churn-api") is None  # nothing runs
+    inf = float("inf")
+    for replica, ok, errors in (("a", 90, 1), ("b", 10, 0)):
+        figures = {
+            "versions": {
+                "3": {"variant": "champion", "ok": ok, "client_errors": 2, "errors": errors}
+            },
+            "latency_buckets": [[0.005, ok / 2], [0.01, ok], [inf, ok + 2 + errors]],
+            "log_rows": ok,
+            "log_dropped": 0,
+            "shadow_dropped": 1,
+            "in_flight": 0,
+        }
+        status.write_status(
+            root, "churn-api", replica, {"ready": True, "revision": 4, "figures": figures}
+        )
+    live = backend_client.deployments.live("churn-api")
+    assert live is not None
+    assert (live["replicas"], live["ready"], live["revisions"]) == (2, 2, ["4"])
+    assert live["versions"]["3"] == {
+        "variant": "champion",
+        "ok": 100,
+        "client_errors": 4,
+        "errors": 1,
+        "requests": 105,
+    }
+    assert live["requests"] == 105 and live["log_rows"] == 100 and live["shadow_dropped"] == 2
+    assert 0 < live["p50_ms"] <= 10.0
+    status.remove_status(root, "churn-api", "a")
+    assert backend_client.deployments.live("churn-api")["replicas"] == 1

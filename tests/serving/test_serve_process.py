@@ -417,11 +417,32 @@ def test_two_workers_count_and_log_every_request_once(store: Path) -> None:
             text = httpx.get(f"{server.url}/metrics", timeout=10).text
             assert metric_total(text, "ctloop_requests_total") == N_REQUESTS
             assert metric_total(text, "ctloop_payload_log_rows_total") == N_REQUESTS
+        # each worker publishes its figures every 2 s; `deployments show` adds them up
+        live = _wait_for_live(store, N_REQUESTS)
+        assert (live["replicas"], live["ready"]) == (2, 2)
+        assert live["log_rows"] == N_REQUESTS and live["p99_ms"] > 0
+        shown = ctloop_cli("deployments", "show", DEPLOYMENT, store=store)
+        assert "live: 2 replica(s), 2 ready" in shown.stdout, shown.stdout + shown.stderr
+        assert f"{N_REQUESTS} requests" in shown.stdout
         assert server.stop() == 0, server.stderr()
+    with ctloop.Client(store=str(store)) as after:
+        assert after.deployments.live(DEPLOYMENT) is None  # stopped replicas withdraw
     logged = read_log(_artifacts_root(store), DEPLOYMENT, "predictions")
     assert len(logged) == N_REQUESTS
     assert sorted(logged["prediction_id"]) == sorted(returned)
     assert len(_writers(_artifacts_root(store))) >= 2, "one worker took every connection"
+
+
+def _wait_for_live(store: Path, requests: int, timeout: float = 15.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    with ctloop.Client(store=str(store)) as reader:
+        while True:
+            live = reader.deployments.live(DEPLOYMENT)
+            if live is not None and live["requests"] == requests and live["replicas"] == 2:
+                return live
+            if time.monotonic() > deadline:
+                pytest.fail(f"the replicas did not report {requests} requests: {live}")
+            time.sleep(0.25)
 
 
 def test_sigterm_writes_every_logged_row_before_exit(store: Path) -> None:
