@@ -277,3 +277,13 @@ def test_a_bad_row_is_dropped_without_blocking_the_rest(tmp_path: Path) -> None:
     assert ids == ["good", "x", "y"]
     with pytest.raises(InvalidInput, match="list of rows"):
         log.append({"prediction_id": "z"})  # type: ignore[arg-type]
+
+
+def test_an_integer_past_64_bits_is_kept_as_text_and_blocks_nothing(tmp_path: Path) -> None:
+    from ctloop.serving.log_reader import read_log
+
+    with PayloadLog(str(tmp_path), "api", "feedback", replica="r") as log:
+        log.append([{"prediction_id": "a", "label": 2**64 - 1}, {"prediction_id": "b", "label": 1}])
+    assert log.rows_written == 2 and log.rows_dropped == 0
+    frame = read_log(str(tmp_path), "api", "feedback")
+    assert sorted(frame["label"].astype(str)) == ["1", str(2**64 - 1)]

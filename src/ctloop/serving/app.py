@@ -241,9 +241,6 @@ class InferenceServer:
             # the series exist from the start (at 0), so rate() and alerts see them
             self.metrics.log_dropped.labels(deployment, kind)
             self.metrics.log_queue.labels(deployment, kind).set(0)
-            # the series exist from the start (at 0), so rate() and alerts see them
-            self.metrics.log_dropped.labels(deployment, kind)
-            self.metrics.log_queue.labels(deployment, kind).set(0)
         return found
 
     def append_log(self, deployment: str, kind: str, rows: list[dict[str, Any]]) -> int:
@@ -297,8 +294,7 @@ class InferenceServer:
         variant = "-"
         status = 500
         try:
-            raw = await request.body()
-            protocols.check_body_size(len(raw), self.config.max_body_bytes)
+            raw = await read_body(request, self.config.max_body_bytes)
             state = self.state_or_raise(model_name)
             try:
                 body = orjson.loads(raw)
@@ -404,8 +400,7 @@ class InferenceServer:
 
     async def feedback(self, request: Request) -> Response:
         try:
-            raw = await request.body()
-            protocols.check_body_size(len(raw), self.config.max_body_bytes)
+            raw = await read_body(request, self.config.max_body_bytes)
             state = self.state_or_raise()
             try:
                 body = orjson.loads(raw)
@@ -454,6 +449,25 @@ class InferenceServer:
                 },
             )
         return info
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it is known to exceed ``limit`` bytes.
+
+    A declared ``Content-Length`` over the limit is refused before anything is read; a
+    body without one (chunked) is read up to the limit, so no client can make the server
+    hold more than ``limit`` bytes of one request.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        protocols.check_body_size(int(declared), limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        protocols.check_body_size(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _pinned(state: ServingState, version: str) -> tuple[ServedVersion, str]:

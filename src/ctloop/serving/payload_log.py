@@ -404,10 +404,11 @@ def _column(values: list[Any], type_: pa.DataType | None) -> pa.Array:
     if type_ is not None:
         try:
             return pa.array(values, type_)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             pass  # e.g. a value sent as "3.5": keep it in whatever type fits
     try:
         return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        # mixed types in one column (e.g. 1 and "yes"): keep them all, as text
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        # mixed types in one column (e.g. 1 and "yes"), or an integer past 64 bits: keep
+        # them all, as text
         return pa.array([None if v is None else str(v) for v in values], pa.string())
