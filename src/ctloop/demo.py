@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -236,63 +235,15 @@ def run_demo(
     return result
 
 
-@contextlib.contextmanager
-def _served(folder: Path) -> Iterator[str]:
+def _served(folder: Path) -> contextlib.AbstractContextManager[str]:
     """``ctloop server`` for ``folder`` in a child process on a free loopback port."""
-    import socket
-    import subprocess
-    import sys
-    import urllib.request
+    from ctloop._internal.child import ctloop_child_server
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTLOOP_")}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ctloop",
-            "--store",
-            str(folder),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read() if proc.stderr else ""
-                raise RuntimeError(f"ctloop server exited early: {err.strip()[-500:]}")
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"ctloop server did not answer at {url} within 60 s")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if proc.stderr is not None:
-            proc.stderr.close()
+    def args(port: int) -> list[str]:
+        return ["--store", str(folder), "server", "--host", "127.0.0.1", "--port", str(port),
+                "--log-level", "warning"]  # fmt: skip
+
+    return ctloop_child_server(args, "/healthz", what="ctloop server")
 
 
 def _job(client: Client, work: Path, *, rows: int, seed: int, say: Say) -> DemoResult:

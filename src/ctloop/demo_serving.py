@@ -15,10 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -140,53 +136,19 @@ def _serve(client: Client, name: str) -> Iterator[tuple[str, httpx.Client]]:
     """``ctloop serve name`` in a child process on a free loopback port, stopped by SIGTERM."""
     import httpx
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    from ctloop._internal.child import ctloop_child_server
+
     settings = client.settings
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTLOOP_")}
-    command = [
-        sys.executable,
-        "-m",
-        "ctloop",
-        "--store",
-        settings.store_url(),
-        "--artifacts",
-        settings.artifacts_root(),
-        "serve",
-        name,
-        "--port",
-        str(port),
-        "--poll-seconds",
-        "0.5",
-    ]
-    proc = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    http = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=THREADS))
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read() if proc.stderr else ""
-                raise RuntimeError(f"ctloop serve exited early: {err.strip()[-500:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if http.get(url + "/v2/health/ready").status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"ctloop serve did not become ready at {url} within 120 s")
-            time.sleep(0.2)
+
+    def args(port: int) -> list[str]:
+        return ["--store", settings.store_url(), "--artifacts", settings.artifacts_root(),
+                "serve", name, "--port", str(port), "--poll-seconds", "0.5"]  # fmt: skip
+
+    with (
+        ctloop_child_server(args, "/v2/health/ready", what="ctloop serve", timeout=120) as url,
+        httpx.Client(timeout=30, limits=httpx.Limits(max_connections=THREADS)) as http,
+    ):
         yield url, http
-    finally:
-        http.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 def _oip_body(record: dict[str, Any], datatypes: dict[str, str], request_id: str) -> dict[str, Any]:

@@ -287,3 +287,53 @@ def test_an_integer_past_64_bits_is_kept_as_text_and_blocks_nothing(tmp_path: Pa
     assert log.rows_written == 2 and log.rows_dropped == 0
     frame = read_log(str(tmp_path), "api", "feedback")
     assert sorted(frame["label"].astype(str)) == ["1", str(2**64 - 1)]
+
+
+def test_columns_and_rows_share_a_segment_and_read_back_alike(tmp_path: Path) -> None:
+    from ctloop.serving.log_reader import read_log
+
+    with PayloadLog(str(tmp_path), "api", "predictions", replica="r") as log:
+        log.append_columns(
+            {
+                "prediction_id": ["a", "b"],
+                "prediction": [1, 0],
+                "f.age": [41, 52],
+                "p.1": [0.9, 0.2],
+            },
+            2,
+        )
+        log.append([{"prediction_id": "c", "prediction": 1, "features": {"age": 30.5}}])
+        log.flush()
+        assert log.segments_written == 1 and log.rows_written == 3
+    frame = read_log(str(tmp_path), "api", "predictions")
+    assert sorted(frame["prediction_id"]) == ["a", "b", "c"]
+    by_id = frame.set_index("prediction_id")
+    assert by_id.loc["a", "f.age"] == 41 and by_id.loc["c", "f.age"] == 30.5
+    assert by_id.loc["b", "p.1"] == 0.2 and by_id["p.1"].isna().sum() == 1
+    assert set(by_id["deployment"]) == {"api"}
+    assert by_id["timestamp"].notna().all()
+
+
+def test_columns_whose_types_cannot_be_joined_go_to_separate_segments(tmp_path: Path) -> None:
+    from ctloop.serving.log_reader import read_log
+
+    with PayloadLog(str(tmp_path), "api", "predictions", replica="r") as log:
+        log.append_columns({"prediction_id": ["a"], "prediction": [1]}, 1)
+        log.append_columns({"prediction_id": ["b"], "prediction": ["yes"], "f.x": [1.0]}, 1)
+        log.flush()
+        assert log.rows_written == 2 and log.segments_written >= 1
+    frame = read_log(str(tmp_path), "api", "predictions")
+    assert sorted(frame["prediction_id"]) == ["a", "b"]
+
+
+def test_columns_of_unequal_length_or_past_the_queue_are_refused_or_counted(
+    tmp_path: Path,
+) -> None:
+    from ctloop.errors import InvalidInput
+
+    with PayloadLog(str(tmp_path), "api", "predictions", replica="r", max_queue_rows=2) as log:
+        with pytest.raises(InvalidInput, match="2 values"):
+            log.append_columns({"prediction_id": ["a"], "prediction": [1, 2]}, 2)
+        assert log.append_columns({"prediction_id": ["a", "b"]}, 2) == 2
+        assert log.append_columns({"prediction_id": ["c"]}, 1) == 0
+        assert log.rows_dropped == 1

@@ -26,12 +26,12 @@ import logging
 import os
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -41,7 +41,7 @@ from ctloop.errors import CtloopError, InvalidInput
 from ctloop.serving import protocols
 from ctloop.serving import status as live_status
 from ctloop.serving.metrics import CONTENT_TYPE, ServingMetrics
-from ctloop.serving.payload_log import PayloadLog
+from ctloop.serving.payload_log import Columns, PayloadLog
 from ctloop.serving.protocols import kserve_v1, mlflow, oip, plain
 from ctloop.serving.protocols._common import scalar_problem
 from ctloop.serving.replica import Replica, ServedVersion, ServingState
@@ -243,11 +243,14 @@ class InferenceServer:
             self.metrics.log_queue.labels(deployment, kind).set(0)
         return found
 
-    def append_log(self, deployment: str, kind: str, rows: list[dict[str, Any]]) -> int:
+    def append_log(self, deployment: str, kind: str, rows: list[dict[str, Any]] | Columns) -> int:
         target = self.payload_log(deployment, kind)
         if target is None:
             return 0
-        accepted = target.append(rows)
+        if isinstance(rows, Columns):
+            accepted = target.append_columns(rows, len(rows["prediction_id"]))
+        else:
+            accepted = target.append(rows)
         self.metrics.log_rows.labels(deployment, kind).inc(accepted)
         self._sync_log_metrics(deployment, kind, target)
         return accepted
@@ -309,7 +312,7 @@ class InferenceServer:
             parsed = protocol.parse(body, served.signature, max_rows=self.config.max_rows)
             preds, proba = await served.batcher.predict(parsed.frame)
             n = parsed.n_rows
-            ids = [uuid.uuid4().hex for _ in range(n)]
+            ids = prediction_ids(n)
             out = protocol.format(
                 parsed,
                 preds,
@@ -385,7 +388,7 @@ class InferenceServer:
                 ).inc()
             if state.desired.log_payloads and self.config.log_payloads:
                 n = len(frame)
-                ids = [uuid.uuid4().hex for _ in range(n)]
+                ids = prediction_ids(n)
                 from ctloop.serving.protocols import ParsedRequest
 
                 parsed = ParsedRequest(frame, "shadow", request_id)
@@ -449,6 +452,14 @@ class InferenceServer:
                 },
             )
         return info
+
+
+def prediction_ids(n: int) -> list[str]:
+    """``n`` unique ids of 32 hex digits: 80 random bits per request, then the row number."""
+    if n == 1:
+        return [os.urandom(16).hex()]
+    prefix = os.urandom(10).hex()
+    return [f"{prefix}{i:012x}" for i in range(n)]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -540,35 +551,31 @@ def _rows(
     ids: list[str],
     request_id: str,
     seconds: float,
-) -> list[dict[str, Any]]:
+) -> Columns:
+    """The prediction-log rows of one answered request, column by column."""
+    n = len(ids)
+    columns = Columns(
+        prediction_id=ids,
+        request_id=[request_id] * n,
+        deployment=[state.name] * n,
+        model_version=[served.label] * n,
+        variant=[variant] * n,
+        prediction=preds.tolist() if hasattr(preds, "tolist") else list(preds),
+        latency_ms=[seconds * 1000.0] * n,
+        status=["ok"] * n,
+    )
     if parsed.values is not None:  # the parser's own lists: no round trip through pandas
-        names_in = list(parsed.values)
-        columns = [parsed.values[c] for c in names_in]
-        features = [dict(zip(names_in, row, strict=True)) for row in zip(*columns, strict=True)]
+        for name, values in parsed.values.items():
+            columns[f"f.{name}"] = values
     else:
-        features = [{str(k): v for k, v in r.items()} for r in parsed.frame.to_dict("records")]
-    pred_list = preds.tolist() if hasattr(preds, "tolist") else list(preds)
-    latency = seconds * 1000.0
+        for name in parsed.frame.columns:
+            columns[f"f.{name}"] = parsed.frame[name].tolist()
     classes = served.classes
-    proba_rows = proba.tolist() if proba is not None and classes else None
-    names = [str(c) for c in classes] if classes else []
-    rows = []
-    for i, prediction_id in enumerate(ids):
-        row = {
-            "prediction_id": prediction_id,
-            "request_id": request_id,
-            "deployment": state.name,
-            "model_version": served.label,
-            "variant": variant,
-            "prediction": pred_list[i],
-            "latency_ms": latency,
-            "status": "ok",
-            "features": features[i],
-        }
-        if proba_rows is not None:
-            row["probabilities"] = dict(zip(names, proba_rows[i], strict=False))
-        rows.append(row)
-    return rows
+    if proba is not None and classes:
+        matrix = np.asarray(proba)
+        for j, cls in enumerate(classes):
+            columns[f"p.{cls}"] = matrix[:, j].tolist()
+    return columns
 
 
 MAX_PREDICTION_ID = 128

@@ -278,7 +278,7 @@ def _numeric_frame(
         if has_none and not spec.nullable:
             return None  # the general path reports the nulls
         present = [v for v in values if v is not None] if has_none else values
-        kinds = {type(v) for v in present}
+        kinds = set(map(type, present))
         array: Any
         try:
             if spec.dtype == "float" and kinds <= {float, int}:
@@ -314,9 +314,11 @@ def _numeric_frame(
         arrays[spec.name] = array
         if isinstance(array, np.ndarray):  # numbers as the frame holds them (1 -> 1.0)
             converted = array.tolist()
-            typed[spec.name] = [
-                None if v is None else x for v, x in zip(values, converted, strict=True)
-            ]
+            typed[spec.name] = (
+                [None if v is None else x for v, x in zip(values, converted, strict=True)]
+                if has_none
+                else converted
+            )
         else:
             typed[spec.name] = list(values)
     names = signature.input_names

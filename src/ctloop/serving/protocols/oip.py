@@ -233,7 +233,7 @@ def _tensor(raw: Any, index: int, problems: list[str]) -> _Tensor | None:
 
 def _flatten(data: list[Any], depth: int = 0) -> list[Any] | None:
     """Row-major values of flat or nested data (at most 2 levels), or None."""
-    if not any(isinstance(v, list) for v in data):
+    if list not in set(map(type, data)):  # one pass in C: the common, flat case
         return data
     if depth >= 1 or not all(isinstance(v, list) for v in data):
         return None
@@ -246,8 +246,21 @@ def _flatten(data: list[Any], depth: int = 0) -> list[Any] | None:
     return out
 
 
+_NONE = type(None)
+_FAST_KINDS = {"BOOL": {bool, _NONE}, "BYTES": {str, _NONE}}
+
+
 def _type_problem(datatype: str, values: Sequence[Any]) -> str | None:
     """Why the values do not fit the datatype (null is allowed: the signature decides)."""
+    kinds = set(map(type, values))  # first a check in C that settles the common cases
+    if datatype.startswith("FP") and kinds <= {float, int, _NONE}:
+        return None
+    if datatype in _FAST_KINDS and kinds <= _FAST_KINDS[datatype]:
+        return None
+    if datatype in _INT_RANGES and kinds == {int}:
+        low, high = _INT_RANGES[datatype]
+        if low <= min(values) and max(values) <= high:
+            return None
     if datatype == "BOOL":
         ok = [v is None or isinstance(v, bool) for v in values]
         want = "true or false"
