@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
@@ -176,7 +177,21 @@ def app_from_env() -> FastAPI:
     text = os.environ.get(SPEC_ENV)
     if not text:
         raise InvalidInput(f"{SPEC_ENV} is not set; start workers with ctloop serve")
+    _tune_interpreter()
     return _ready_before_accepting(build_app(ServeSpec.from_json(text)))
+
+
+SWITCH_INTERVAL_SECONDS = 0.001
+
+
+def _tune_interpreter() -> None:
+    """Hand the GIL over every 1 ms instead of 5 ms in a serving process.
+
+    The event loop shares the interpreter with the prediction threads and the log
+    writer; with Python's default 5 ms a request that becomes ready while another thread
+    holds the GIL can wait that long, which showed up in p99 latency.
+    """
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
 
 WORKER_READY_WAIT_SECONDS = 120.0
@@ -221,6 +236,7 @@ def serve(spec: ServeSpec, *, host: str, port: int, workers: int = 1) -> None:
 
     if workers < 1:
         raise InvalidInput(f"--workers must be at least 1, got {workers}")
+    _tune_interpreter()
     kwargs: dict[str, Any] = {
         "host": host,
         "port": port,
