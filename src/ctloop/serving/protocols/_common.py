@@ -253,6 +253,9 @@ def validated_frame(
     return validated(frame, signature, problems, allow_extra_columns=allow_extra_columns), None
 
 
+_NONE_TYPE = type(None)
+
+
 def _numeric_frame(
     columns: Mapping[str, Sequence[Any]], n: int, signature: Signature
 ) -> tuple[pd.DataFrame, dict[str, list[Any]]] | None:
@@ -274,11 +277,12 @@ def _numeric_frame(
         values = columns.get(spec.name)
         if values is None or len(values) != n:
             return None
-        has_none = None in values
+        kinds = set(map(type, values))  # one pass in C
+        has_none = _NONE_TYPE in kinds
         if has_none and not spec.nullable:
             return None  # the general path reports the nulls
         present = [v for v in values if v is not None] if has_none else values
-        kinds = set(map(type, present))
+        kinds.discard(_NONE_TYPE)
         array: Any
         try:
             if spec.dtype == "float" and kinds <= {float, int}:
