@@ -1,0 +1,1 @@
+"""Monitoring: drift tests, mergeable reference profiles, realised and estimated performance."""
