@@ -49,7 +49,7 @@ def serve(
         help="Longest a logged row waits in memory: the loss window if the process crashes.",
     ),
     log_flush_rows: int = typer.Option(
-        10_000, "--log-flush-rows", min=1, help="Queued log rows that trigger a segment write."
+        1000, "--log-flush-rows", min=1, help="Queued log rows that trigger a segment write."
     ),
     trust: bool = typer.Option(
         False, "--trust", help="Allow a package whose flavor runs code on load (python flavor)."

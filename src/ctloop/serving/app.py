@@ -82,7 +82,7 @@ class ServeConfig:
     max_wait_ms: float = 0.0
     poll_seconds: float = 1.0
     log_payloads: bool = True
-    log_flush_rows: int = 10_000
+    log_flush_rows: int = 1000
     log_flush_seconds: float = 5.0
     log_max_queue_rows: int = 100_000
     shadow_queue: int = 1000
