@@ -1,4 +1,4 @@
-"""Benchmark: online inference — ``ctloop serve`` against ``mlflow models serve`` (issue 4).
+"""Benchmark: online inference — ``ctloop serve`` against ``mlflow models serve`` (issue 5).
 
 Run from the repository root with the benchmark environment (see bench/README.md)::
 
@@ -82,7 +82,7 @@ FEATURES = [f"f{i}" for i in range(N_FEATURES)]
 N_BODIES = 64  # distinct one-row bodies the load cycles through
 BIG_ROWS = 1000
 
-# issue 4's targets
+# issue 5's targets
 TARGET_X_MLFLOW = {"lr": 5.0, "rf": 10.0}  # ctloop req/s at c=64 vs mlflow's
 TARGET_P99_MS = 10.0  # logistic regression, c=8, logging on
 TARGET_LOG_COST = 0.10  # payload logging costs < 10% throughput
@@ -1074,7 +1074,7 @@ def main(argv: list[str] | None = None) -> int:
             f"note: the issue's numbers use 10 s per point; this run used {args.seconds:g} s"
         )
     print_table(
-        "targets (issue 4)",
+        "targets (issue 5)",
         ["target", "required", "measured", "result"],
         targets,
         note="\n".join(notes),
