@@ -468,8 +468,8 @@ class DatasetDriftDetector:
         methods = self._methods_by_key(columns)
         thresholds = dict(self.thresholds or {})
         kinds = dict(self.kinds or {})
-        self._check_keys(thresholds, {*map(str, columns), *ALL_METHODS}, "thresholds")
-        self._check_keys(kinds, set(map(str, columns)), "kinds")
+        check_keys(thresholds, {*map(str, columns), *ALL_METHODS}, "thresholds")
+        check_keys(kinds, set(map(str, columns)), "kinds")
 
         self.detectors_: dict[str, ColumnDriftDetector] = {}
         self.skipped_: dict[str, str] = {}
@@ -512,17 +512,8 @@ class DatasetDriftDetector:
             # one name covers the kinds it applies to; the other kind stays automatic
             return {k: method for k in KINDS if method == "auto" or method in METHODS[k]}
         methods = dict(self.methods)
-        self._check_keys(methods, {*map(str, columns), *KINDS}, "methods")
+        check_keys(methods, {*map(str, columns), *KINDS}, "methods")
         return methods
-
-    @staticmethod
-    def _check_keys(given: Mapping[str, Any], allowed: set[str], what: str) -> None:
-        unknown = sorted(str(k) for k in given if k not in allowed)
-        if unknown:
-            raise InvalidInput(
-                f"{what} names unknown keys: {', '.join(unknown)}; "
-                f"use column names or: {', '.join(sorted(allowed))}"
-            )
 
     def score(self, current: pd.DataFrame) -> DatasetDrift:
         """Test every fitted column of a current window; see :class:`DatasetDrift`."""
@@ -557,4 +548,14 @@ class DatasetDriftDetector:
             drifted_share=drifted_share,
             drifted=bool(results) and drifted_share >= self.drift_share,
             skipped=skipped,
+        )
+
+
+def check_keys(given: Mapping[str, Any], allowed: set[str], what: str) -> None:
+    """Refuse keys of ``given`` (a methods or thresholds mapping) that name nothing known."""
+    unknown = sorted(str(k) for k in given if k not in allowed)
+    if unknown:
+        raise InvalidInput(
+            f"{what} names unknown keys: {', '.join(unknown)}; "
+            f"use column names or: {', '.join(sorted(allowed))}"
         )

@@ -21,6 +21,7 @@ from ctloop.monitoring.detectors import (
     KINDS,
     METHODS,
     P_VALUE_METHODS,
+    check_keys,
     choose_method,
 )
 from ctloop.monitoring.profiles import (
@@ -71,15 +72,6 @@ def _method(column: ColumnProfile, methods: Methods) -> str:
             f"choose one of: {', '.join(PROFILE_METHODS[kind])}"
         )
     return named
-
-
-def _check_keys(given: Mapping[str, object], allowed: set[str], what: str) -> None:
-    unknown = sorted(str(k) for k in given if k not in allowed)
-    if unknown:
-        raise InvalidInput(
-            f"{what} names unknown keys: {', '.join(unknown)}; "
-            f"use column names or: {', '.join(sorted(allowed))}"
-        )
 
 
 def _categorical_counts(
@@ -257,9 +249,9 @@ def drift(
         raise InvalidInput(f"drift_share must be in (0, 1], got {drift_share!r}")
     names = set(reference.columns) | set(reference.skipped)
     thresholds = dict(thresholds or {})
-    _check_keys(thresholds, names | set(DEFAULT_THRESHOLDS), "thresholds")
+    check_keys(thresholds, names | set(DEFAULT_THRESHOLDS), "thresholds")
     if methods is not None and not isinstance(methods, str):
-        _check_keys(methods, names | set(KINDS), "methods")
+        check_keys(methods, names | set(KINDS), "methods")
     results: list[DriftResult] = []
     skipped = dict(reference.skipped)
     for name, ref in reference.columns.items():
@@ -320,7 +312,7 @@ def calibrate(
             f"cannot calibrate on {rows} reference rows in chunks of {size}: both must be > 0"
         )
     if methods is not None and not isinstance(methods, str):
-        _check_keys(methods, set(profile.columns) | set(profile.skipped) | set(KINDS), "methods")
+        check_keys(methods, set(profile.columns) | set(profile.skipped) | set(KINDS), "methods")
     chosen = {name: _method(column, methods) for name, column in profile.columns.items()}
     chosen = {name: m for name, m in chosen.items() if m not in P_VALUE_METHODS}
     rng = np.random.default_rng(seed)

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ctloop.errors import InvalidInput
+from ctloop.serving.log_reader import moment
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -85,7 +86,7 @@ def window_from_log(
     span = None if window is None else parse_window(window)
     if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
         raise InvalidInput(f"last={last!r}: give the number of newest rows to keep, at least 1")
-    end = _until(until) if until is not None else datetime.now(UTC)
+    end = moment(until, "until") or datetime.now(UTC)
     since = None if span is None else end - span
     rows = read_log(
         root,
@@ -110,16 +111,3 @@ def window_from_log(
             renamed[column] = column if bare in taken else bare
     out = rows[[*renamed, "prediction", *probabilities]].rename(columns=renamed)
     return out.reset_index(drop=True)
-
-
-def _until(value: datetime | date | str) -> datetime:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidInput(
-                f"until={value!r} is not a date or time: use ISO 8601, e.g. 2026-01-31T12:00"
-            ) from None
-    if not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -58,7 +58,7 @@ def read_log(
         others; an empty frame with the core columns when nothing matches.
     """
     check_names(deployment, kind)
-    lo, hi = _moment(since, "since"), _moment(until, "until")
+    lo, hi = moment(since, "since"), moment(until, "until")
     core = PREDICTION_COLUMNS if kind == "predictions" else FEEDBACK_COLUMNS
     try:
         import duckdb
@@ -133,7 +133,7 @@ def joined(
     preds = read_log(
         root, deployment, "predictions", since=since, until=until, storage_options=storage_options
     )
-    lo = _moment(since, "since")
+    lo = moment(since, "since")
     feedback = read_log(
         root,
         deployment,
@@ -153,7 +153,8 @@ def joined(
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _moment(value: Moment, name: str) -> datetime | None:
+def moment(value: Moment, name: str) -> datetime | None:
+    """A moment (datetime, date or ISO string; naive means UTC) as an aware UTC datetime."""
     if value is None:
         return None
     if isinstance(value, str):

@@ -325,10 +325,10 @@ class PayloadLog:
                 if "deployment" not in batch:
                     batch["deployment"] = [self.deployment] * n
                 day = batch["timestamp"][0].date() if n else when.date()
-                key = (day, tuple(batch))
-                into = groups.get(key)
+                group = (day, tuple(batch))
+                into = groups.get(group)
                 if into is None:
-                    into = groups[key] = {k: [] for k in batch}
+                    into = groups[group] = {k: [] for k in batch}
                 for key, values in batch.items():
                     into[key].extend(values)
                 written += n
