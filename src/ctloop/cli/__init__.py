@@ -35,6 +35,7 @@ _NOUNS = (
     "serve",
     "tokens",
     "build",
+    "monitor",
 )
 
 
