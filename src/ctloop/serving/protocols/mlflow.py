@@ -10,7 +10,7 @@ server returns a scikit-learn pyfunc's ``predict``. Errors use MLflow's body,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ctloop.serving.protocols._common import (
@@ -18,10 +18,10 @@ from ctloop.serving.protocols._common import (
     RequestInvalid,
     columns_from_instances,
     columns_from_rows,
-    json_list,
     row_count_problem,
     validated_frame,
 )
+from ctloop.serving.protocols.kserve_v1 import format_kserve_v1
 
 if TYPE_CHECKING:
     from ctloop.models.signature import Signature
@@ -111,18 +111,8 @@ def _split(
     return columns_from_rows(rows, names, what, problems), len(rows)
 
 
-def format_mlflow(
-    parsed: ParsedRequest,
-    predictions: Any,
-    probabilities: Any | None,
-    *,
-    model_name: str,
-    model_version: str | int,
-    classes: Sequence[Any] | None,
-    prediction_ids: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """``{"predictions": […]}``, as MLflow's scoring server answers for a pyfunc."""
-    return {"predictions": json_list(predictions)}
+# MLflow's scoring server answers a pyfunc exactly as KServe V1 does: {"predictions": […]}
+format_mlflow = format_kserve_v1
 
 
 def error_body(error: BaseException | str) -> dict[str, str]:
