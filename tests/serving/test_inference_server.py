@@ -33,9 +33,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from schemathesis.checks import not_a_server_error
 
 from ctloop import Client
-from ctloop.serving.app import ServeConfig, create_inference_app
+from ctloop.serving.app import create_inference_app
 from ctloop.serving.log_reader import joined, read_log
 from ctloop.serving.replica import DeploymentSource, Desired
+from ctloop.serving.server import ServeConfig
 
 FEATURES = ["customer_id", "age", "spend"]
 

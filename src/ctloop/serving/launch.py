@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctloop.errors import InvalidInput, NotFound
-from ctloop.serving.app import ServeConfig, create_inference_app
+from ctloop.serving.app import create_inference_app
+from ctloop.serving.server import ServeConfig
 
 if TYPE_CHECKING:
     from types import FrameType
