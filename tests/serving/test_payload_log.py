@@ -337,3 +337,55 @@ def test_columns_of_unequal_length_or_past_the_queue_are_refused_or_counted(
         assert log.append_columns({"prediction_id": ["a", "b"]}, 2) == 2
         assert log.append_columns({"prediction_id": ["c"]}, 1) == 0
         assert log.rows_dropped == 1
+
+
+def test_columns_appended_either_side_of_midnight_go_to_two_partitions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ctloop.serving import payload_log
+    from ctloop.serving.log_reader import read_log
+
+    midnight = datetime(2026, 3, 2, tzinfo=UTC).timestamp()
+    clock = iter([midnight - 0.5, midnight - 0.25, midnight + 0.25])
+    monkeypatch.setattr(payload_log.time, "time", lambda: next(clock))
+    with PayloadLog(str(tmp_path), "api", "predictions", replica="r", flush_seconds=60) as log:
+        for pid in ("a", "b", "c"):  # one block: same column names
+            log.append_columns({"prediction_id": [pid], "prediction": [1]}, 1)
+        monkeypatch.undo()
+        log.flush()
+    folders = sorted(
+        os.path.basename(os.path.dirname(p)) for p in segments(tmp_path, "predictions", "api")
+    )
+    assert folders == ["date=2026-03-01", "date=2026-03-02"]
+    frame = read_log(str(tmp_path), "api", "predictions").set_index("prediction_id")
+    assert frame.loc["a", "timestamp"] == pd.Timestamp(midnight - 0.5, unit="s", tz="UTC")
+    assert frame.loc["c", "timestamp"].date().isoformat() == "2026-03-02"
+
+
+def test_a_failed_flush_keeps_columnar_rows_in_order_for_the_next(tmp_path: Path) -> None:
+    from ctloop.serving.log_reader import read_log
+
+    blocker = tmp_path / "logs"
+    blocker.write_text("a file where the log folder should be")
+    log = PayloadLog(str(tmp_path), "api", "predictions", replica="r", flush_seconds=60)
+    log.append_columns({"prediction_id": ["a", "b"], "prediction": [1, 0]}, 2)
+    with pytest.raises(OSError):
+        log.flush()
+    log.append_columns({"prediction_id": ["c"], "prediction": [1]}, 1)
+    assert log.queue_depth == 3
+    blocker.unlink()
+    assert log.flush() == 3
+    log.close()
+    frame = read_log(str(tmp_path), "api", "predictions")
+    assert list(frame.sort_values("timestamp", kind="stable")["prediction_id"]) == ["a", "b", "c"]
+    assert log.queue_depth == 0 and log.rows_dropped == 0
+
+
+def test_text_columns_keep_non_text_values_as_text(tmp_path: Path) -> None:
+    from ctloop.serving.log_reader import read_log
+
+    with PayloadLog(str(tmp_path), "api", "predictions", replica="r") as log:
+        log.append_columns({"prediction_id": ["a"], "request_id": [7], "prediction": [1]}, 1)
+        log.append_columns({"prediction_id": ["b"], "request_id": [None], "prediction": [0]}, 1)
+    frame = read_log(str(tmp_path), "api", "predictions").set_index("prediction_id")
+    assert frame.loc["a", "request_id"] == "7" and pd.isna(frame.loc["b", "request_id"])

@@ -26,11 +26,12 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -95,6 +96,34 @@ class Columns(dict[str, list[Any]]):
     """Rows given column by column (see :meth:`PayloadLog.append_columns`)."""
 
 
+class _Block:
+    """Columnar rows with the same column names, gathered as they are appended.
+
+    Appending extends one list per column, so a server's one-row requests cost a few
+    list operations each; the writer turns each list into an Arrow array in one call.
+    ``times`` holds each row's append time (epoch seconds): the ``timestamp`` column.
+    """
+
+    __slots__ = ("columns", "n", "times")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.columns: dict[str, list[Any]] = {name: [] for name in names}
+        self.times: list[float] = []
+        self.n = 0
+
+    def extend(self, columns: Mapping[str, list[Any]], now: float, n: int) -> None:
+        for name, values in columns.items():
+            self.columns[name].extend(values)
+        self.times.extend([now] * n)
+        self.n += n
+
+    def prepend(self, older: _Block) -> None:
+        for name, values in self.columns.items():
+            values[:0] = older.columns[name]
+        self.times[:0] = older.times
+        self.n += older.n
+
+
 def check_names(deployment: str, kind: str) -> None:
     """Reject a deployment name that would escape its folder, or an unknown log kind."""
     if not deployment or "/" in deployment or "\\" in deployment or deployment in (".", ".."):
@@ -155,6 +184,8 @@ class PayloadLog:
         self._write_lock = threading.RLock()
         # (append time, rows, row count); rows are a list of dicts or one DataFrame
         self._chunks: list[_Chunk] = []
+        # columnar appends without timestamps, by their column names (the server's rows)
+        self._blocks: dict[tuple[str, ...], _Block] = {}
         self._queued = 0
         self._seq = itertools.count()
         self._wake = threading.Event()
@@ -224,11 +255,18 @@ class PayloadLog:
         if any(len(values) != n for values in columns.values()):
             raise InvalidInput(f"every column must hold {n} values")
         now = time.time()
+        names = tuple(columns)
         with self._queue_lock:
             if self._closed or self._queued + n > self.max_queue_rows:
                 self.rows_dropped += n
                 return 0
-            self._chunks.append((now, Columns(columns), n))
+            if "timestamp" in columns:
+                self._chunks.append((now, Columns(columns), n))
+            else:
+                block = self._blocks.get(names)
+                if block is None:
+                    block = self._blocks[names] = _Block(names)
+                block.extend(columns, now, n)
             self._queued += n
             full = self._queued >= self.flush_rows
         if full:
@@ -246,14 +284,21 @@ class PayloadLog:
         with self._write_lock:
             with self._queue_lock:
                 chunks, self._chunks = self._chunks, []
-            if not chunks:
+                blocks, self._blocks = self._blocks, {}
+            if not chunks and not blocks:
                 return 0
-            taken = sum(n for _, _, n in chunks)
+            taken = sum(n for _, _, n in chunks) + sum(b.n for b in blocks.values())
             try:
-                written = self._write(chunks)
+                written = self._write(chunks, list(blocks.values()))
             except BaseException:
-                with self._queue_lock:
-                    self._chunks[:0] = chunks  # keep them for the next flush
+                with self._queue_lock:  # keep them for the next flush, in order
+                    self._chunks[:0] = chunks
+                    for names, block in blocks.items():
+                        newer = self._blocks.get(names)
+                        if newer is not None:
+                            newer.prepend(block)
+                        else:
+                            self._blocks[names] = block
                 raise
             with self._queue_lock:
                 self._queued -= taken
@@ -284,7 +329,8 @@ class PayloadLog:
         except BaseException:
             with self._queue_lock:
                 lost, self._chunks = self._chunks, []
-                n = sum(n for _, _, n in lost)
+                blocks, self._blocks = self._blocks, {}
+                n = sum(n for _, _, n in lost) + sum(b.n for b in blocks.values())
                 self.rows_dropped += n
                 self._queued -= n
             raise
@@ -309,7 +355,7 @@ class PayloadLog:
 
     # --- segments -----------------------------------------------------------------------
 
-    def _write(self, chunks: list[_Chunk]) -> int:
+    def _write(self, chunks: list[_Chunk], blocks: Sequence[_Block] = ()) -> int:
         rows: list[dict[str, Any]] = []
         # columnar chunks of the same day and columns are joined, then converted at once
         groups: dict[tuple[date, tuple[str, ...]], dict[str, list[Any]]] = {}
@@ -349,6 +395,10 @@ class PayloadLog:
             by_date.setdefault(day, []).append(_to_table(those, self._columns))
         for (day, _), columns in groups.items():
             by_date.setdefault(day, []).append(_columns_table(columns, self._columns))
+        for block in blocks:
+            for day, table in self._block_tables(block):
+                by_date.setdefault(day, []).append(table)
+            written += block.n
         for day, tables in sorted(by_date.items(), key=lambda item: item[0]):
             try:
                 joined = [pa.concat_tables(tables, promote_options="permissive")]
@@ -357,6 +407,19 @@ class PayloadLog:
             for table in joined:
                 self._write_segment(day, table)
         return len(rows) + written
+
+    def _block_tables(self, block: _Block) -> list[tuple[date, pa.Table]]:
+        """A block as one table per UTC day of its rows."""
+        columns = dict(block.columns)
+        if "deployment" not in columns:
+            columns["deployment"] = [self.deployment] * block.n
+        micros = (np.asarray(block.times, dtype=np.float64) * 1e6).astype(np.int64)
+        table = _columns_table(columns, self._columns, timestamps=pa.array(micros, _TIMESTAMP))
+        days = micros // 86_400_000_000
+        first, last = int(days[0]), int(days[-1])
+        if first == last and (days == first).all():
+            return [(_day(first), table)]
+        return [(_day(int(d)), table.filter(pa.array(days == d))) for d in np.unique(days)]
 
     def _normalise(self, row: Mapping[Any, Any], appended: float) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -457,18 +520,36 @@ def _to_table(rows: list[dict[str, Any]], core: Mapping[str, pa.DataType | None]
     return pa.table(arrays)
 
 
+def _day(days_since_epoch: int) -> date:
+    return date.fromordinal(_EPOCH_ORDINAL + days_since_epoch)
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
 def _columns_table(
-    columns: Mapping[str, list[Any]], core: Mapping[str, pa.DataType | None]
+    columns: Mapping[str, list[Any]],
+    core: Mapping[str, pa.DataType | None],
+    *,
+    timestamps: pa.Array | None = None,
 ) -> pa.Table:
     n = len(next(iter(columns.values())))
     names = list(core) + [k for k in columns if k not in core]
-    return pa.table(
-        {name: _column(columns.get(name, [None] * n), core.get(name)) for name in names}
-    )
+    arrays = {}
+    for name in names:
+        if name == "timestamp" and timestamps is not None:
+            arrays[name] = timestamps
+        else:
+            arrays[name] = _column(columns.get(name, [None] * n), core.get(name))
+    return pa.table(arrays)
 
 
 def _column(values: list[Any], type_: pa.DataType | None) -> pa.Array:
     if type_ == pa.string():
+        try:
+            return pa.array(values, pa.string())  # text already: one C loop
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
         return pa.array([None if v is None else str(v) for v in values], pa.string())
     if type_ is not None:
         try:
