@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ctloop.client.deployments import DeploymentsAPI
     from ctloop.client.experiments import ExperimentsAPI
     from ctloop.client.models import ModelsAPI
+    from ctloop.client.monitors import MonitorsAPI
     from ctloop.client.objects import ObjectsAPI
     from ctloop.client.pipelines import PipelinesAPI
     from ctloop.client.runs import RunsAPI
@@ -105,6 +106,11 @@ class Client:
     def deployments(self) -> DeploymentsAPI:
         """Deployments: the desired serving state of endpoints (routes, shadows, revisions)."""
         return self._api("deployments", "DeploymentsAPI")
+
+    @cached_property
+    def monitors(self) -> MonitorsAPI:
+        """Monitors of deployments, their monitoring reports and the alerts that fired."""
+        return self._api("monitors", "MonitorsAPI")
 
     @cached_property
     def objects(self) -> ObjectsAPI:

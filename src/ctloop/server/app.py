@@ -17,6 +17,7 @@ from ctloop.server.routers import (
     experiments,
     health,
     models,
+    monitors,
     objects,
     pipelines,
     runs,
@@ -73,4 +74,5 @@ def create_app(
     app.include_router(datasets.router, prefix=API_PREFIX)
     app.include_router(pipelines.router, prefix=API_PREFIX)
     app.include_router(deployments.router, prefix=API_PREFIX)
+    app.include_router(monitors.router, prefix=API_PREFIX)
     return app

@@ -354,3 +354,72 @@ deployment_events = Table(
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("deployment_id", "revision", name="uq_deployment_events_deployment_revision"),
 )
+
+# --- monitors, reports and alerts (migration 0006) ----------------------------------------
+
+# The monitor of a deployment (at most one), gone with it. ``profile`` is the frozen
+# reference profile (ReferenceProfile.to_dict(), up to a few MB): JSON is TEXT on SQLite and
+# ``json`` (text, no size limit short of 1 GB) on PostgreSQL, so both hold it as it is.
+monitors = Table(
+    "monitors",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column(
+        "deployment_id",
+        ID,
+        ForeignKey("deployments.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("reference", String(300), nullable=False),  # resolved at creation: churn/3
+    Column("reference_given", String(300), nullable=False),  # as given: churn@champion
+    Column("features", JSON, nullable=True),  # [name, …]; NULL: every profiled column
+    Column("window", String(64), nullable=False),  # a duration (1h) or last:N rows
+    Column("drift_share", Float(precision=53), nullable=False),
+    Column("rules", JSON, nullable=False),  # [rule config, …] as rules_from_config reads
+    Column("sinks", JSON, nullable=False),  # [sink config, …] as sinks_from_config reads
+    Column("cooldown_seconds", Float(precision=53), nullable=False),
+    Column("profile", JSON, nullable=False),
+    Column("estimation", JSON, nullable=True),  # reference data of label-free estimation
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("created_by", String(256), nullable=True),
+)
+
+# One evaluation of a window (a Report), never updated; gone with its deployment. The
+# summary columns are what listings show without parsing ``body`` (Report.to_dict()).
+monitor_reports = Table(
+    "monitor_reports",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the Report's own id
+    Column("deployment_id", ID, ForeignKey("deployments.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),  # when the report was built
+    Column("window_start", BigInteger, nullable=True),
+    Column("window_end", BigInteger, nullable=True),
+    Column("rows", BigInteger, nullable=False),  # rows of the current window
+    Column("drifted", Boolean, nullable=False),
+    Column("drift_share", Float(precision=53), nullable=True),  # measured share drifted
+    Column("drifted_features", JSON, nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("html_uri", Text, nullable=True),
+    Index("ix_monitor_reports_deployment_created", "deployment_id", "created_at"),
+)
+
+# Every alert that fired (past the cooldown), with what each sink did; never updated.
+# ``report_id`` has no foreign key: an alert may come from a report that was not stored.
+monitor_alerts = Table(
+    "monitor_alerts",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the Alert's own id
+    Column("deployment_id", ID, ForeignKey("deployments.id", ondelete="CASCADE"), nullable=False),
+    Column("report_id", String(64), nullable=True),
+    Column("kind", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("value", Float(precision=53), nullable=True),
+    Column("threshold", Float(precision=53), nullable=True),
+    Column("dedup_key", String(512), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("body", JSON, nullable=False),  # Alert.to_dict() plus "deliveries"
+    Index("ix_monitor_alerts_deployment_created", "deployment_id", "created_at"),
+)
