@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ctloop.monitoring.estimation import EstimatedPerformance
     from ctloop.monitoring.performance import HealthRow, WindowPerformance
 
-__all__ = ["REPORT_VERSION", "Report", "build_report", "severity"]
+__all__ = ["REPORT_VERSION", "Report", "build_report", "column_histogram", "severity"]
 
 #: The version of the JSON layout written by ``to_dict``; ``from_dict`` refuses newer ones.
 REPORT_VERSION = 1
@@ -353,6 +353,13 @@ def _describe(df: pd.DataFrame, time_column: str | None, source: str | None) -> 
         "end": end,
         "source": source,
     }
+
+
+def column_histogram(reference: Any, current: Any) -> dict[str, Any]:
+    """One entry of :attr:`Report.histograms` from a reference column profile and the
+    window's count of it (:class:`~ctloop.monitoring.profiles.NumericColumn` or
+    :class:`~ctloop.monitoring.profiles.CategoricalColumn`, same kind)."""
+    return _histogram(reference, current)
 
 
 def _histogram(ref: Any, cur: Any) -> dict[str, Any]:
