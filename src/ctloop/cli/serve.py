@@ -42,6 +42,12 @@ def serve(
     poll_seconds: float = typer.Option(
         1.0, "--poll-seconds", min=0.05, max=60.0, help="How often the deployment is re-read."
     ),
+    monitor_poll_seconds: float = typer.Option(
+        10.0,
+        "--monitor-poll-seconds",
+        min=0.0,
+        help="How often the newest monitoring report is read into the drift gauges (0: never).",
+    ),
     log_flush_seconds: float = typer.Option(
         5.0,
         "--log-flush-seconds",
@@ -80,6 +86,7 @@ def serve(
             "max_wait_ms": max_wait_ms,
             "max_rows": max_rows,
             "poll_seconds": poll_seconds,
+            "monitor_poll_seconds": monitor_poll_seconds,
             "log_payloads": log_payloads,
             "log_flush_seconds": log_flush_seconds,
             "log_flush_rows": log_flush_rows,

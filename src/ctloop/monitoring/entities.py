@@ -42,7 +42,11 @@ class Monitor:
         cooldown_seconds: how long an alert's dedup key stays quiet after it fired (see
             :attr:`cooldown` for it as a timedelta).
         profile: the frozen reference profile (:meth:`ReferenceProfile.to_dict`).
-        estimation: reference data for label-free performance estimation, or None.
+        estimation: what the reference knows beyond its profile, or None for a profile
+            given by hand: ``MonitorReference.to_dict()`` without ``profile`` (the model
+            version, the dataset profiled, the task and classes, notes, and under
+            ``estimation`` the held-out sample label-free estimation is fitted on); see
+            :func:`ctloop.monitoring.service.reference_of`.
         created_at, updated_at: when it was created and last replaced (UTC).
         created_by: who created it.
     """

@@ -6,7 +6,8 @@ at a fresh folder before the workers start; every worker then writes its values 
 memory-mapped files there and ``/metrics``, whichever worker answers it, sums them
 (prometheus-client's multiprocess mode). So counters and histograms are server totals,
 ``ctloop_requests_in_flight`` and ``ctloop_payload_log_queue_depth`` add up the live
-workers, and ``ctloop_model_load_seconds`` is the slowest load of each version.
+workers, ``ctloop_model_load_seconds`` is the slowest load of each version, and the
+monitoring gauges (:mod:`ctloop.serving.monitor_gauges`) the value last set by any worker.
 """
 
 from __future__ import annotations
@@ -92,6 +93,44 @@ class ServingMetrics:
             ["deployment", "kind"],
             registry=reg,
             multiprocess_mode="livesum",
+        )
+        # the newest monitoring report of the deployment (ctloop.serving.monitor_gauges);
+        # every worker reads the same report, so the most recent value is the answer
+        self.feature_drift = Gauge(
+            "ctloop_feature_drift_score",
+            "Each feature's drift score in the newest monitoring report (the method's "
+            "statistic: a p-value for ks, chisquare and ztest, else a distance).",
+            ["deployment", "feature", "method"],
+            registry=reg,
+            multiprocess_mode="mostrecent",
+        )
+        self.feature_drifted = Gauge(
+            "ctloop_feature_drifted",
+            "1 when the feature drifted in the newest monitoring report, else 0.",
+            ["deployment", "feature"],
+            registry=reg,
+            multiprocess_mode="mostrecent",
+        )
+        self.drift_share = Gauge(
+            "ctloop_dataset_drift_share",
+            "The share of features that drifted in the newest monitoring report.",
+            ["deployment"],
+            registry=reg,
+            multiprocess_mode="mostrecent",
+        )
+        self.estimated_performance = Gauge(
+            "ctloop_estimated_performance",
+            "Label-free estimate of the model's performance on the newest monitored window.",
+            ["deployment", "metric"],
+            registry=reg,
+            multiprocess_mode="mostrecent",
+        )
+        self.report_time = Gauge(
+            "ctloop_monitor_report_timestamp_seconds",
+            "When the newest monitoring report was built (Unix time).",
+            ["deployment"],
+            registry=reg,
+            multiprocess_mode="mostrecent",
         )
         self.shadow_dropped = Counter(
             "ctloop_shadow_dropped",

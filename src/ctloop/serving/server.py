@@ -31,9 +31,10 @@ from ctloop.serving import protocols
 from ctloop.serving import status as live_status
 from ctloop.serving.feedback import parse_feedback
 from ctloop.serving.metrics import ServingMetrics
+from ctloop.serving.monitor_gauges import MonitorGauges
 from ctloop.serving.payload_log import Columns, PayloadLog
 from ctloop.serving.protocols import kserve_v1, mlflow, plain
-from ctloop.serving.replica import Replica, ServedVersion, ServingState
+from ctloop.serving.replica import DeploymentSource, Replica, ServedVersion, ServingState
 
 if TYPE_CHECKING:
     from ctloop.serving.protocols import ParsedRequest
@@ -66,6 +67,9 @@ class ServeConfig:
         max_batch_rows: most rows one micro-batched predict call takes.
         max_wait_ms: how long an idle model waits for other requests to batch with.
         poll_seconds: how often the deployment is re-read.
+        monitor_poll_seconds: how often the newest monitoring report of a stored
+            deployment is read into the drift gauges (0: never); see
+            :mod:`ctloop.serving.monitor_gauges`.
         log_payloads: log served rows (the deployment's own setting must allow it too).
         log_flush_rows: queued log rows that trigger a segment write.
         log_flush_seconds: the longest a logged row waits in memory (lost on a crash).
@@ -78,6 +82,7 @@ class ServeConfig:
     max_batch_rows: int = 64
     max_wait_ms: float = 0.0
     poll_seconds: float = 1.0
+    monitor_poll_seconds: float = 10.0
     log_payloads: bool = True
     log_flush_rows: int = 1000
     log_flush_seconds: float = 5.0
@@ -165,6 +170,10 @@ class InferenceServer:
         self._shadow_tasks = [loop.create_task(self._shadow_worker()) for _ in range(4)]
         if self.log_root is not None:
             self._shadow_tasks.append(loop.create_task(self._report_status()))
+        source = self.replica.source
+        if isinstance(source, DeploymentSource) and self.config.monitor_poll_seconds > 0:
+            gauges = MonitorGauges(self.metrics, source.client, source.name)
+            self._shadow_tasks.append(loop.create_task(self._watch_monitor(gauges)))
         await self.replica.start()
 
     async def stop(self) -> None:
@@ -211,6 +220,15 @@ class InferenceServer:
                 )
             except Exception as exc:  # live figures are best effort; serving goes on
                 log.warning("cannot publish this replica's status: %s", exc)
+
+    async def _watch_monitor(self, gauges: MonitorGauges) -> None:
+        """Keep the drift gauges on the deployment's newest monitoring report."""
+        while True:
+            try:
+                await asyncio.to_thread(gauges.refresh)
+            except Exception as exc:  # the gauges are best effort; serving goes on
+                log.warning("cannot read the monitoring reports of %r: %s", gauges.deployment, exc)
+            await asyncio.sleep(self.config.monitor_poll_seconds)
 
     def _loaded(self, deployment: str, version: int, seconds: float) -> None:
         self.metrics.model_load.labels(deployment, str(version)).set(seconds)
