@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import ctloop
 from ctloop.demo import run_demo
 from ctloop.tracking.entities import RunStatus
@@ -119,7 +121,7 @@ def test_demo_runs_the_training_pipeline_cold_cached_and_on_new_data(tmp_path: P
     assert len(challengers) == (1 if any(passed) else 0)
 
 
-def test_demo_serves_the_champion_then_a_canary(tmp_path: Path) -> None:
+def test_demo_serves_the_champion_then_a_canary_then_catches_a_drift(tmp_path: Path) -> None:
     lines: list[str] = []
     result = run_demo(
         str(tmp_path / "store"), rows=3000, seed=2, say=lines.append, server=False, pipeline=False
@@ -135,9 +137,37 @@ def test_demo_serves_the_champion_then_a_canary(tmp_path: Path) -> None:
     assert 10 <= served.split.get("canary", 0) <= 80, served.split
     assert served.logged == 700 and served.labelled == 100
     client = ctloop.Client(store=str(tmp_path / "store"))
-    deployment = client.deployments.get("churn-api")
-    assert [(r.version, r.weight) for r in deployment.routes] == [
+    history = client.deployments.history("churn-api")
+    canary = next(e for e in history if e.revision == 2)
+    assert [(r.version, r.weight) for r in canary.routes] == [
         (served.champion, 90),
         (served.canary, 10),
     ]
     assert any(line.startswith("canary ") for line in lines)
+
+    # monitoring: quiet before the drift point, every injected feature named after it
+    from ctloop.demo_monitoring import DRIFTED, ROWS
+
+    watched = result.monitoring
+    assert watched is not None and watched.ok and watched.failed == 0
+    assert watched.flagged_before == []
+    assert set(DRIFTED) <= set(watched.flagged_after)
+    assert watched.before is not None and watched.after is not None
+    assert watched.before.report.window["rows"] == watched.after.report.window["rows"] == ROWS
+    # the alert went to the webhook receiver, and is stored
+    assert [body["deployment"] for body in watched.webhook] == ["churn-api"]
+    stored = client.monitors.alerts("churn-api")
+    assert [d.alert.id for d in stored] == [d.alert.id for d in watched.after.deliveries]
+    # both reports are stored and their pages written, self-contained
+    assert [r.id for r in client.monitors.reports("churn-api")] == [
+        watched.after.report.id,
+        watched.before.report.id,
+    ]
+    page = Path(str(watched.after.html_path))
+    assert page.suffix == ".html" and page.is_file()
+    assert "http://" not in page.read_text() and "https://" not in page.read_text()
+    # the server exported the newest report as gauges
+    assert watched.gauges["drift_share"] == pytest.approx(
+        watched.after.report.dataset_drift["drifted_share"]
+    )
+    assert any(line.startswith("after ") and "monthly_charges" in line for line in lines)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from ctloop.client import Client
     from ctloop.data.entities import DatasetVersion
+    from ctloop.demo_monitoring import MonitoringDemo
     from ctloop.demo_pipeline import PipelineDemo
     from ctloop.demo_serving import ServingDemo
 
@@ -45,6 +46,7 @@ class DemoResult:
     remote: DemoResult | None = None  # the same job over HTTP, when it ran
     pipeline: PipelineDemo | None = None  # the training pipeline's three runs, when they ran
     serving: ServingDemo | None = None  # the champion served, then a canary, when it ran
+    monitoring: MonitoringDemo | None = None  # drift injected, caught and named, when it ran
 
 
 def _split(df: pd.DataFrame, holdout: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -176,6 +178,7 @@ def run_demo(
     server: bool = True,
     pipeline: bool = True,
     serving: bool = True,
+    monitoring: bool = True,
 ) -> DemoResult:
     """Run the main job; returns what the local pass made.
 
@@ -183,7 +186,10 @@ def run_demo(
     against ``ctloop server`` (started here on a free loopback port, serving its own store
     under ``store/served``), through the HTTP backend only. With ``pipeline`` the churn
     training pipeline (``examples/churn/pipeline.py``) then runs three times on the local
-    store: cold, fully cached, and on a new data version.
+    store: cold, fully cached, and on a new data version. With ``serving`` the champion is
+    served (:mod:`ctloop.demo_serving`); with ``monitoring`` too, a drift is then injected
+    into its traffic and its monitor must name the drifted features
+    (:mod:`ctloop.demo_monitoring`).
     """
     from ctloop.client import Client
 
@@ -213,6 +219,15 @@ def run_demo(
                 folder = local.settings.store_folder()
                 say(f"  ctloop --store {folder} deployments show {DEPLOYMENT}")
                 say(f"  ctloop --store {folder} deployments history {DEPLOYMENT}")
+        if serving and monitoring and result.serving is not None:
+            from ctloop.demo_monitoring import run_monitoring_stage
+
+            say("")
+            result.monitoring = run_monitoring_stage(local, seed=seed, say=say)
+            if result.monitoring is not None:
+                folder = local.settings.store_folder()
+                say(f"  ctloop --store {folder} monitor reports {DEPLOYMENT}")
+                say(f"  ctloop --store {folder} alerts list {DEPLOYMENT}")
     finally:
         local.close()
     if server:

@@ -132,8 +132,9 @@ def run_serving_stage(
 
 
 @contextlib.contextmanager
-def _serve(client: Client, name: str) -> Iterator[tuple[str, httpx.Client]]:
-    """``ctloop serve name`` in a child process on a free loopback port, stopped by SIGTERM."""
+def _serve(client: Client, name: str, *extra: str) -> Iterator[tuple[str, httpx.Client]]:
+    """``ctloop serve name [extra…]`` in a child process on a free loopback port, stopped
+    by SIGTERM."""
     import httpx
 
     from ctloop._internal.child import ctloop_child_server
@@ -142,7 +143,7 @@ def _serve(client: Client, name: str) -> Iterator[tuple[str, httpx.Client]]:
 
     def args(port: int) -> list[str]:
         return ["--store", settings.store_url(), "--artifacts", settings.artifacts_root(),
-                "serve", name, "--port", str(port), "--poll-seconds", "0.5"]  # fmt: skip
+                "serve", name, "--port", str(port), "--poll-seconds", "0.5", *extra]  # fmt: skip
 
     with (
         ctloop_child_server(args, "/v2/health/ready", what="ctloop serve", timeout=120) as url,

@@ -38,12 +38,19 @@ def demo(
         help="Also serve the champion with ctloop serve, send traffic and feedback, read the "
         "metrics, then put another version on a 10% canary.",
     ),
+    monitoring: bool = typer.Option(
+        True,
+        "--monitoring/--no-monitoring",
+        help="Also monitor the served champion: inject a drift into its traffic at a known "
+        "row, run the monitor before and after, write the HTML reports, fire the alerts. "
+        "Exits 1 when the monitor misses the drift.",
+    ),
 ) -> None:
     """Run the main job: version churn data, train and track two models, summarise."""
     from ctloop.demo import run_demo
 
     root = ctx.find_root().obj or {}
-    run_demo(
+    result = run_demo(
         store or root.get("store"),
         rows=rows,
         seed=seed,
@@ -51,4 +58,11 @@ def demo(
         server=server,
         pipeline=pipeline,
         serving=serving,
+        monitoring=monitoring,
     )
+    if result.monitoring is not None and not result.monitoring.ok:
+        console.print(
+            "error: the monitor did not catch the injected drift as expected (see above)",
+            markup=False,
+        )
+        raise typer.Exit(1)
