@@ -451,3 +451,45 @@ def test_the_report_renders_as_one_self_contained_page(store: Store, tmp_path: P
     for hist in report.histograms:
         assert f'aria-label="histogram of {hist["column"]}"' in text
     assert len(report.histograms) == 12
+
+
+# --- label drift and multivariate drift ----------------------------------------------------
+
+
+def test_labels_arriving_as_feedback_are_tested_against_the_references(store: Store) -> None:
+    rows = live(n=3_000)
+    log = log_of(store.model, rows)
+    calm = evaluate_window(store.reference, log, joined_of(log, rows), deployment="churn")
+    assert calm.label_drift is not None and not calm.label_drift["drifted"]
+    assert calm.label_drift["column"] == "label"
+
+    more_churn = live(churn.Drift(start=0, kind="prior", base_rate=0.6), n=3_000)
+    log = log_of(store.model, more_churn)
+    moved = evaluate_window(store.reference, log, joined_of(log, more_churn), deployment="churn")
+    assert moved.label_drift is not None and moved.label_drift["drifted"]
+    assert Report.from_dict(as_json(moved.to_dict())).label_drift == as_json(moved.label_drift)
+    # without feedback there is nothing to test
+    assert evaluate_window(store.reference, log, None, deployment="churn").label_drift is None
+
+
+def test_reference_rows_add_a_domain_classifier_that_ranks_the_drifted_features(
+    store: Store,
+) -> None:
+    sample = store.train.sample(2_000, random_state=0)
+    rows = live(THREE_DRIFT, n=2_000)
+    report = evaluate_window(
+        store.reference, log_of(store.model, rows), deployment="churn", reference_rows=sample
+    )
+    assert report.multivariate is not None and report.multivariate["drifted"]
+    ranked = [f["feature"] for f in report.multivariate["importances"]][:3]
+    assert set(ranked) == THREE, report.multivariate
+
+    calm = live(n=2_000)
+    quiet = evaluate_window(
+        store.reference, log_of(store.model, calm), deployment="churn", reference_rows=sample
+    )
+    assert quiet.multivariate is not None and not quiet.multivariate["drifted"]
+    assert (
+        evaluate_window(store.reference, log_of(store.model, calm), deployment="churn").multivariate
+        is None
+    )

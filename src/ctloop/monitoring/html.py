@@ -65,6 +65,8 @@ def render_html(report: Report) -> str:
     ]
     if report.prediction_drift:
         parts += ["<h2>Prediction drift</h2>", _feature_table([report.prediction_drift], {})]
+    if report.label_drift:
+        parts += ["<h2>Label drift (feedback)</h2>", _feature_table([report.label_drift], {})]
     if report.multivariate:
         parts.append(_multivariate(report.multivariate))
     if report.realised_performance or report.estimated_performance:
@@ -133,6 +135,9 @@ def _summary(report: Report) -> str:
     if report.prediction_drift:
         moved = "drifted" if report.prediction_drift.get("drifted") else "did not drift"
         out.append(f"<p>The predictions {moved}.</p>")
+    if report.label_drift:
+        moved = "drifted" if report.label_drift.get("drifted") else "did not drift"
+        out.append(f"<p>The labels that arrived as feedback {moved}.</p>")
     return "\n".join(out)
 
 

@@ -175,6 +175,7 @@ def evaluate_window(
     methods: Methods = None,
     thresholds: Mapping[str, float] | None = None,
     window_info: Mapping[str, Any] | None = None,
+    reference_rows: pd.DataFrame | None = None,
 ) -> Report:
     """The monitoring report of one window of a deployment's prediction log.
 
@@ -186,6 +187,10 @@ def evaluate_window(
       has a label or value.
     - Estimated performance: for a classifier whose reference carries estimation data,
       from the ``p.<class>`` columns of the rows the reference's version answered.
+    - Label drift: the labels of ``joined`` against the reference's labels (those kept
+      for estimation), when both exist.
+    - Multivariate drift: with ``reference_rows`` (a sample of the reference data), a
+      domain classifier tells reference rows from the window's.
     - Health: every row, shadows and errors included.
 
     What could not be computed, and why, is listed in ``Report.window["notes"]``.
@@ -200,6 +205,8 @@ def evaluate_window(
         methods, thresholds: as for :func:`report_from_profiles`.
         window_info: ``start``, ``end`` and what else describes the window (e.g. the
             monitor's ``spec``: ``1h``, ``last:5000``), copied into ``Report.window``.
+        reference_rows: reference data with the feature columns, for the domain
+            classifier (seconds of work); None skips multivariate drift.
 
     Raises:
         InvalidInput: an empty window, or features the reference does not have.
@@ -270,6 +277,9 @@ def evaluate_window(
         estimated=estimated,
         health=serving_health(predictions),
     )
+    report.label_drift = _label_drift(reference, joined, notes)
+    if reference_rows is not None:
+        report.multivariate = _multivariate(reference_rows, served, names, notes)
     report.window["rows"] = len(served)
     report.window["logged_rows"] = len(predictions)
     if notes:
@@ -399,6 +409,41 @@ def _feature_window(
             window.columns.pop(name, None)
             window.skipped[name] = "not in the prediction log"
     return window
+
+
+def _label_drift(
+    reference: MonitorReference, joined: pd.DataFrame | None, notes: list[str]
+) -> dict[str, Any] | None:
+    """The feedback labels against the reference's, as one categorical column."""
+    import pandas as pd
+
+    from ctloop.monitoring.detectors import ColumnDriftDetector
+
+    if joined is None or "label" not in joined.columns or not joined["label"].notna().any():
+        return None
+    known = (reference.estimation or {}).get("labels")
+    if not known:
+        notes.append("label drift: the reference keeps no labels (see the reference's notes)")
+        return None
+    ref = pd.Series([str(v) for v in known], name="label", dtype="string")
+    cur = pd.Series([str(v) for v in joined["label"].dropna()], name="label", dtype="string")
+    detector = ColumnDriftDetector(kind="categorical").fit(ref)
+    return detector.score(cur).to_dict()
+
+
+def _multivariate(
+    reference_rows: pd.DataFrame, served: pd.DataFrame, names: list[str], notes: list[str]
+) -> dict[str, Any] | None:
+    """The domain classifier on the features both samples have."""
+    from ctloop.monitoring.multivariate import domain_classifier
+
+    common = [n for n in names if n in reference_rows.columns and f"f.{n}" in served.columns]
+    if not common or len(served) < 20:
+        notes.append("multivariate drift: needs 20 rows and a feature both samples have")
+        return None
+    current = _frame({n: served[f"f.{n}"].reset_index(drop=True) for n in common})
+    reference = reference_rows[common].reset_index(drop=True)
+    return domain_classifier(reference, current, columns=common).to_dict()
 
 
 def _has_truth(joined: pd.DataFrame) -> bool:

@@ -93,6 +93,8 @@ class Report:
             ``categories`` with the counts of each.
         prediction_drift: :meth:`DriftResult.to_dict` of the prediction column, or None.
         multivariate: :meth:`MultivariateDrift.to_dict`, or None.
+        label_drift: :meth:`DriftResult.to_dict` of the labels that arrived as feedback
+            against the reference's labels, or None.
         realised_performance: :meth:`WindowPerformance.to_dict` per window, or None.
         estimated_performance: :meth:`EstimatedPerformance.to_dict` per window, each
             with its ``start`` and ``end``, or None.
@@ -108,6 +110,7 @@ class Report:
     deployment: str | None = None
     prediction_drift: dict[str, Any] | None = None
     multivariate: dict[str, Any] | None = None
+    label_drift: dict[str, Any] | None = None
     realised_performance: list[dict[str, Any]] | None = None
     estimated_performance: list[dict[str, Any]] | None = None
     health: list[dict[str, Any]] | None = None
@@ -135,6 +138,7 @@ class Report:
             "dataset_drift": _plain(self.dataset_drift),
             "prediction_drift": _plain(self.prediction_drift),
             "multivariate": _plain(self.multivariate),
+            "label_drift": _plain(self.label_drift),
             "realised_performance": _plain(self.realised_performance),
             "estimated_performance": _plain(self.estimated_performance),
             "health": _plain(self.health),
@@ -166,6 +170,7 @@ class Report:
             dataset_drift=dict(data["dataset_drift"]),
             prediction_drift=data.get("prediction_drift"),
             multivariate=data.get("multivariate"),
+            label_drift=data.get("label_drift"),
             realised_performance=data.get("realised_performance"),
             estimated_performance=data.get("estimated_performance"),
             health=data.get("health"),
