@@ -36,6 +36,8 @@ _NOUNS = (
     "tokens",
     "build",
     "monitor",
+    "monitors",
+    "alerts",
 )
 
 

@@ -1,4 +1,8 @@
-"""``ctloop monitor``: drift and performance reports."""
+"""``ctloop monitor``: drift and performance reports.
+
+``report`` compares two files; ``run``, ``reports`` and ``show`` (in
+:mod:`ctloop.cli.monitor_runs`) run a deployment's monitor and read its stored reports.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from ctloop.cli import monitor_runs
 from ctloop.cli._output import console_err
 from ctloop.errors import InvalidInput
 
@@ -18,9 +23,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 app = typer.Typer(
-    help="Monitor data and models: drift reports between a reference and current data.",
+    help="Monitor data and models: run a deployment's monitor, read its reports, or compare "
+    "two files.",
     no_args_is_help=True,
 )
+app.command("run")(monitor_runs.run)
+app.command("reports")(monitor_runs.reports)
+app.command("show")(monitor_runs.show)
 
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 

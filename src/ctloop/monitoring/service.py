@@ -22,12 +22,20 @@ from ctloop.errors import InvalidInput
 
 if TYPE_CHECKING:
     from ctloop.client import Client
-    from ctloop.monitoring.alerts import Delivery
+    from ctloop.monitoring.alerts import Alert, Delivery
     from ctloop.monitoring.entities import Monitor, ReportSummary
     from ctloop.monitoring.reference import MonitorReference
     from ctloop.monitoring.report import Report
 
-__all__ = ["MonitorRun", "create_monitor", "default_rules", "reference_of", "run_monitor"]
+__all__ = [
+    "MonitorRun",
+    "create_monitor",
+    "default_rules",
+    "monitor_of",
+    "reference_of",
+    "run_monitor",
+    "write_report_html",
+]
 
 
 def default_rules(drift_share: float = 0.5) -> list[dict[str, Any]]:
@@ -143,6 +151,26 @@ def _check_cheap_first(
         )
 
 
+def monitor_of(client: Client, deployment: str) -> Monitor:
+    """The monitor of ``deployment``, with errors that say what to do.
+
+    Raises:
+        NotFound: an unknown deployment (naming how to list them), or one without a
+            monitor (naming the command that creates one).
+    """
+    from ctloop.errors import NotFound
+
+    client.deployments.get(deployment)  # an unknown deployment is its own error
+    try:
+        return client.monitors.get(deployment)
+    except NotFound:
+        raise NotFound(
+            f"deployment {deployment!r} has no monitor yet; create one with: ctloop monitors "
+            f"create {deployment} --reference MODEL@ALIAS (or create_monitor(client, "
+            f"{deployment!r}) in Python)"
+        ) from None
+
+
 def reference_of(monitor: Monitor) -> MonitorReference:
     """The frozen reference a monitor measures against.
 
@@ -170,12 +198,15 @@ class MonitorRun:
         summary: its listing in the store.
         deliveries: the alerts that fired (after the cooldown) and what each sink did.
         html_path: where the HTML page was written, or None.
+        cooling: the alerts the rules raised but the cooldown kept quiet (their dedup key
+            fired less than the monitor's cooldown ago); neither sent nor stored.
     """
 
     report: Report
     summary: ReportSummary
     deliveries: list[Delivery] = field(default_factory=list)
     html_path: str | None = None
+    cooling: list[Alert] = field(default_factory=list)
 
 
 def run_monitor(
@@ -191,8 +222,9 @@ def run_monitor(
     Args:
         until: the end of the window (default: now); the window is the monitor's
             (``1h`` before ``until``, or the newest ``last:N`` rows before it).
-        html: write the report's HTML page here (a file, or a folder to put
-            ``<deployment>-<time>-<id>.html`` in); None writes none.
+        html: write the report's HTML page here: a file (a path ending ``.html``), or a
+            folder to put ``<deployment>-<time>-<id>.html`` in (any other path, created
+            if missing); None writes none.
         alert: evaluate the monitor's rules and send alerts (their cooldown state is read
             from, and the alerts written to, the store).
 
@@ -206,7 +238,7 @@ def run_monitor(
     from ctloop.monitoring.sinks import sinks_from_config
     from ctloop.monitoring.windows import parse_window
 
-    monitor = client.monitors.get(deployment)
+    monitor = monitor_of(client, deployment)
     reference = reference_of(monitor)
     end = until or datetime.now(UTC)
     if end.tzinfo is None:
@@ -231,6 +263,7 @@ def run_monitor(
     html_path = _write_html(report, html) if html is not None else None
     summary = client.monitors.add_report(report, html_uri=html_path)
     deliveries: list[Delivery] = []
+    cooling: list[Alert] = []
     if alert:
         manager = AlertManager(
             rules_from_config(monitor.rules),
@@ -238,14 +271,28 @@ def run_monitor(
             cooldown=monitor.cooldown,
             state=client.monitors.last_fired(deployment),
         )
-        deliveries = manager.run(observations(report))
+        seen = observations(report)
+        now = datetime.now(UTC)
+        raised = manager.evaluate(seen, now=now)
+        deliveries = manager.run(seen, now=now)
         if deliveries:
             client.monitors.add_alerts(deployment, deliveries)
-    return MonitorRun(report=report, summary=summary, deliveries=deliveries, html_path=html_path)
+        sent = {d.alert.dedup_key for d in deliveries}
+        cooling = [a for a in raised if a.dedup_key not in sent]
+    return MonitorRun(
+        report=report,
+        summary=summary,
+        deliveries=deliveries,
+        html_path=html_path,
+        cooling=cooling,
+    )
 
 
 def write_report_html(report: Report, path: str | os.PathLike[str]) -> str:
     """Write ``report``'s standalone HTML page to ``path`` (a file or a folder).
+
+    A path ending ``.html`` (or ``.htm``) is the file; any other path is a folder, created
+    if missing, that gets ``<deployment>-<time>-<id>.html``.
 
     The page is written to a temporary name and renamed, so a reader never sees half of
     it. Returns the file's absolute path.
@@ -257,7 +304,8 @@ def _write_html(report: Report, path: str | os.PathLike[str]) -> str:
     from ctloop.monitoring.html import render_html
 
     target = Path(path).expanduser()
-    if target.is_dir() or str(path).endswith(("/", os.sep)):
+    folder = target.suffix.lower() not in (".html", ".htm")
+    if folder or target.is_dir() or str(path).endswith(("/", os.sep)):
         stamp = report.created_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
         target = target / f"{report.deployment or 'report'}-{stamp}-{report.id[:8]}.html"
     target.parent.mkdir(parents=True, exist_ok=True)
