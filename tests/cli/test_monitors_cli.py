@@ -317,6 +317,20 @@ def test_features_and_a_last_rows_window(store: Path) -> None:
     ]
 
 
+def test_last_rows_and_a_multivariate_run(store: Path) -> None:
+    created = json.loads(
+        ok("monitors", "create", DEPLOYMENT, "--last", "800", "--json", store=store)
+    )
+    assert created["window"] == "last:800"
+    out = ok("monitor", "run", DEPLOYMENT, "--multivariate", "--no-alerts", store=store)
+    assert "multivariate: a domain classifier tells the window from the reference" in out
+    report = json.loads(ok("monitor", "run", DEPLOYMENT, "--multivariate", "--json", store=store))
+    multi = report["report"]["multivariate"]
+    assert multi["drifted"] and multi["current_rows"] == 800
+    top = {f["feature"] for f in multi["importances"][:3]}
+    assert top == {"days_since_last_login", "data_usage_gb", "payment_method"}, multi
+
+
 # --- errors ---------------------------------------------------------------------------------
 
 

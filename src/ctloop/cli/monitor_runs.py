@@ -77,6 +77,18 @@ def _one_drift(label: str, result: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _multivariate_lines(result: dict[str, Any] | None) -> list[str]:
+    if not result:
+        return []
+    moved = "drifted" if result.get("drifted") else "no drift"
+    top = [f["feature"] for f in result.get("importances") or []][:3]
+    return [
+        f"multivariate: a domain classifier tells the window from the reference with ROC AUC "
+        f"{_num(result.get('roc_auc'))} (drift at {_num(result.get('threshold'))}): {moved}"
+        + (f"; driven most by {', '.join(top)}" if top and result.get("drifted") else "")
+    ]
+
+
 def _performance_lines(report: Report) -> list[str]:
     lines = []
     realised = report.realised_performance
@@ -139,6 +151,7 @@ def tell_report(
         *_drift_lines(report),
         *_one_drift("prediction drift", report.prediction_drift),
         *_one_drift("label drift", report.label_drift),
+        *_multivariate_lines(report.multivariate),
         *_performance_lines(report),
         *_health_lines(report),
     ]
@@ -173,6 +186,12 @@ def run(
         help="Where the HTML page goes: a .html file, or a folder (created if missing).",
     ),
     no_alerts: bool = typer.Option(False, "--no-alerts", help="Do not evaluate alert rules."),
+    multivariate: bool = typer.Option(
+        False,
+        "--multivariate",
+        help="Also train a domain classifier on reference rows vs the window's (seconds): "
+        "catches changes in how features go together, and ranks the features driving them.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Run DEPLOYMENT's monitor on its newest window: store the report, write HTML, alert."""
@@ -180,7 +199,14 @@ def run(
     from ctloop.serving.log_reader import moment
 
     end = moment(until, "--until")
-    done = run_monitor(client_from(ctx), deployment, until=end, html=output, alert=not no_alerts)
+    done = run_monitor(
+        client_from(ctx),
+        deployment,
+        until=end,
+        html=output,
+        alert=not no_alerts,
+        multivariate=multivariate,
+    )
     if as_json:
         print_json(
             {

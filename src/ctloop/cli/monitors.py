@@ -178,6 +178,9 @@ def create(
     window: str = typer.Option(
         "1h", "--window", "-w", help="What one run covers: a duration (1h, 30m) or last:N rows."
     ),
+    last: int = typer.Option(
+        None, "--last", min=1, help="One run covers the newest N rows (same as --window last:N)."
+    ),
     drift_share: float = typer.Option(
         0.5, "--drift-share", help="The window drifted when this share of features did."
     ),
@@ -203,6 +206,8 @@ def create(
     from ctloop.monitoring.service import create_monitor
 
     names = [n.strip() for f in features or [] for n in f.split(",") if n.strip()] or None
+    if last is not None:
+        window = f"last:{last}"
     rule_specs = read_rules(rules) if rules is not None else None
     sink_specs = [parse_sink(s) for s in sink] if sink else None
     client = client_from(ctx)

@@ -216,6 +216,7 @@ def run_monitor(
     until: datetime | None = None,
     html: str | os.PathLike[str] | None = None,
     alert: bool = True,
+    multivariate: bool = False,
 ) -> MonitorRun:
     """Evaluate the deployment's newest window, store the report, send what fires.
 
@@ -227,6 +228,9 @@ def run_monitor(
             if missing); None writes none.
         alert: evaluate the monitor's rules and send alerts (their cooldown state is read
             from, and the alerts written to, the store).
+        multivariate: also run the domain classifier on a sample of the reference data
+            (the dataset version the reference profiled, at most 20,000 rows) against the
+            window's rows.
 
     Raises:
         NotFound: the deployment has no monitor.
@@ -259,6 +263,7 @@ def run_monitor(
         drift_share=monitor.drift_share,
         features=monitor.features,
         window_info={"start": start, "end": end, "window": monitor.window},
+        reference_rows=_reference_rows(client, reference) if multivariate else None,
     )
     html_path = _write_html(report, html) if html is not None else None
     summary = client.monitors.add_report(report, html_uri=html_path)
@@ -316,6 +321,19 @@ def _write_html(report: Report, path: str | os.PathLike[str]) -> str:
     finally:
         tmp.unlink(missing_ok=True)
     return str(target.resolve())
+
+
+def _reference_rows(client: Client, reference: MonitorReference) -> Any:
+    """Up to 20,000 rows of the data the reference profiled, for the domain classifier."""
+    from ctloop.validation.frames import load_frame
+
+    if not reference.source:
+        raise InvalidInput(
+            f"the reference of {reference.model} does not name the data it profiled; "
+            "re-create the monitor to run multivariate drift"
+        )
+    frame = load_frame(client, reference.source)
+    return frame.sample(min(len(frame), 20_000), random_state=0) if len(frame) else frame
 
 
 def _first_time(predictions: Any) -> datetime | None:
