@@ -131,15 +131,33 @@ def _check_cheap_first(
     cooldown: str,
     replace: bool,
 ) -> None:
-    """Refuse bad options before the reference is built (that takes seconds)."""
-    from ctloop.client import _monitor_checks as checks
-    from ctloop.errors import Conflict, NotFound
+    """Refuse bad options before the reference is built (that takes seconds).
 
-    checks.check_window(window)
-    checks.check_drift_share(drift_share)
-    checks.check_rules(rules)
-    checks.check_sinks(sinks)
-    checks.check_cooldown(cooldown)
+    The store checks everything again, with the same messages, when the monitor is saved;
+    these are the checks a user most often trips, made with this layer's own readers.
+    """
+    from ctloop.errors import Conflict, NotFound
+    from ctloop.monitoring.rules import rules_from_config
+    from ctloop.monitoring.sinks import sinks_from_config
+    from ctloop.monitoring.windows import parse_window
+
+    if isinstance(window, str) and window.strip().startswith("last"):
+        count = window.strip()[5:] if window.strip().startswith("last:") else ""
+        if not count.isdigit() or int(count) < 1:
+            raise InvalidInput(f"window {window!r}: write the newest rows as last:N (last:5000)")
+    else:
+        parse_window(window)
+    if (
+        isinstance(drift_share, bool)
+        or not isinstance(drift_share, int | float)
+        or not 0 < drift_share <= 1  # NaN fails this too
+    ):
+        raise InvalidInput(
+            f"drift_share={drift_share!r} must be a number above 0 and at most 1 (the share "
+            "of features that must drift for the window to count as drifted, e.g. 0.5)"
+        )
+    rules_from_config(rules)
+    sinks_from_config(sinks)
     if not replace:
         try:
             client.monitors.get(deployment)
