@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ctloop.client.datasets import DatasetsAPI
     from ctloop.client.deployments import DeploymentsAPI
     from ctloop.client.experiments import ExperimentsAPI
+    from ctloop.client.loop import LoopAPI
     from ctloop.client.models import ModelsAPI
     from ctloop.client.monitors import MonitorsAPI
     from ctloop.client.objects import ObjectsAPI
@@ -111,6 +112,11 @@ class Client:
     def monitors(self) -> MonitorsAPI:
         """Monitors of deployments, their monitoring reports and the alerts that fired."""
         return self._api("monitors", "MonitorsAPI")
+
+    @cached_property
+    def loop(self) -> LoopAPI:
+        """The continuous-training controller's policies, states, leases and events."""
+        return self._api("loop", "LoopAPI")
 
     @cached_property
     def objects(self) -> ObjectsAPI:

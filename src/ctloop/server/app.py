@@ -16,6 +16,7 @@ from ctloop.server.routers import (
     deployments,
     experiments,
     health,
+    loop,
     models,
     monitors,
     objects,
@@ -75,4 +76,5 @@ def create_app(
     app.include_router(pipelines.router, prefix=API_PREFIX)
     app.include_router(deployments.router, prefix=API_PREFIX)
     app.include_router(monitors.router, prefix=API_PREFIX)
+    app.include_router(loop.router, prefix=API_PREFIX)
     return app

@@ -27,7 +27,7 @@ __all__ = ["Database", "open_database"]
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 # The newest migration in store/migrations/versions (a test keeps the two equal). Knowing it
 # here lets every client start check the schema with one SELECT instead of importing Alembic.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 

@@ -423,3 +423,67 @@ monitor_alerts = Table(
     Column("body", JSON, nullable=False),  # Alert.to_dict() plus "deliveries"
     Index("ix_monitor_alerts_deployment_created", "deployment_id", "created_at"),
 )
+
+# --- the continuous-training controller (migration 0007) ----------------------------------
+
+# The policy of a deployment (at most one), gone with it: the YAML as the user gave it and
+# the parsed form the controller reads (``ctloop.loop.policy``). A row here is what makes
+# ``ctloop loop run --all`` pick the deployment up.
+loop_policies = Table(
+    "loop_policies",
+    metadata,
+    Column(
+        "deployment_id",
+        ID,
+        ForeignKey("deployments.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("source", Text, nullable=False),
+    Column("policy", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("created_by", String(256), nullable=True),
+)
+
+# Where the controller is for a deployment: one row, written by compare-and-set on
+# ``revision`` (up by one on every transition) together with its loop event. No row means
+# STABLE at revision 0. ``lease_owner``/``lease_expires_at`` (ms) say which controller may
+# act on the deployment until when; taking or giving back the lease leaves ``revision``.
+loop_states = Table(
+    "loop_states",
+    metadata,
+    Column(
+        "deployment_id",
+        ID,
+        ForeignKey("deployments.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("state", String(16), nullable=False),
+    Column("step", Integer, nullable=True),  # the canary step, when in CANARY
+    Column("candidate_version", Integer, nullable=True),
+    Column("data", JSON, nullable=False),  # the controller's working memory
+    Column("revision", Integer, nullable=False),
+    Column("lease_owner", String(256), nullable=True),
+    Column("lease_expires_at", BigInteger, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),  # last transition (or row creation)
+)
+
+# The controller's audit trail: one row per transition or note, never updated; gone with its
+# deployment. ``seq`` counts a deployment's events from 1.
+loop_events = Table(
+    "loop_events",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("deployment_id", ID, ForeignKey("deployments.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("from_state", String(16), nullable=False),
+    Column("to_state", String(16), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Column("links", JSON, nullable=False),  # report ids, pipeline run id, model version…
+    Column("actor", String(256), nullable=False),
+    UniqueConstraint("deployment_id", "seq", name="uq_loop_events_deployment_seq"),
+    Index("ix_loop_events_deployment_created", "deployment_id", "created_at"),
+)
