@@ -117,6 +117,11 @@ def test_bad_gate_specs_are_explained() -> None:
         Gate.from_yaml("thresholds: [f1 >= 0.8")
     with pytest.raises(InvalidInput, match=r"bootstrap confidence must be between 0 and 1"):
         Gate(bootstrap={"metric": "f1", "confidence": 1.0})
+    # wrong types from a YAML or JSON file are explained too, never a TypeError
+    with pytest.raises(InvalidInput, match=r"gate thresholds must be text, a list or a mapping"):
+        Gate.from_dict({"thresholds": 5})
+    with pytest.raises(InvalidInput, match=r"bootstrap check's metric must be a metric name"):
+        Gate.from_dict({"bootstrap": {"metric": 3}})
 
 
 # --- thresholds ------------------------------------------------------------------------------

@@ -167,6 +167,11 @@ class BootstrapCheck:
             raise InvalidInput(f"unknown bootstrap setting(s) {unknown}; use {', '.join(allowed)}")
         if "metric" not in data:
             raise InvalidInput("a bootstrap check needs a metric, e.g. {'metric': 'roc_auc'}")
+        if not isinstance(data["metric"], str):
+            raise InvalidInput(
+                f"a bootstrap check's metric must be a metric name such as 'roc_auc', "
+                f"got {data['metric']!r}"
+            )
         return cls(**dict(data))
 
     def to_dict(self) -> dict[str, Any]:
@@ -195,6 +200,10 @@ def _thresholds(spec: ThresholdsArg) -> tuple[Threshold, ...]:
         return tuple(Threshold.parse(p) for p in parts)
     if isinstance(spec, Mapping):
         return tuple(_threshold_entry(metric, bound) for metric, bound in spec.items())
+    if not isinstance(spec, Sequence) or isinstance(spec, bytes):
+        raise InvalidInput(
+            f"gate thresholds must be text, a list or a mapping, got {spec!r}: {_THRESHOLD_HELP}"
+        )
     out = []
     for item in spec:
         if isinstance(item, Threshold):
