@@ -566,7 +566,9 @@ def test_documents_that_are_not_policies(text: str, expected: str) -> None:
 
 def test_malformed_gate_values_are_reported_not_raised_raw() -> None:
     message = only_error(with_minimal("gate: {thresholds: 5}\n"))
-    assert message.startswith("policy.yaml: gate: not a valid gate spec (")
+    assert message.startswith("policy.yaml: gate: gate thresholds must be text, a list or a map")
+    message = only_error(with_minimal("gate: {bootstrap: {metric: 3}}\n"))
+    assert message.startswith("policy.yaml: gate: a bootstrap check's metric must be a metric")
 
 
 # --- imports, pinned constants, laziness --------------------------------------------------------
