@@ -109,6 +109,34 @@ def test_a_window_from_batches_equals_the_window_of_their_concatenation() -> Non
     assert numeric(streamed, "spend").missing == 700
 
 
+def test_a_window_from_parquet_reads_in_batches_what_window_reads_at_once(
+    tmp_path: Path,
+) -> None:
+    ref = ReferenceProfile.from_frame(frame(2000, 0))
+    parts = [frame(700, seed) for seed in range(1, 4)]
+    parts[1] = parts[1].drop(columns="spend")  # a file without a column counts as NaN
+    folder = tmp_path / "log" / "date=2026-12-05"
+    folder.mkdir(parents=True)
+    for i, part in enumerate(parts):
+        part.assign(extra=1).to_parquet(folder / f"seg-{i}.parquet", row_group_size=300)
+    (folder / ".seg-9.parquet.tmp").write_text("half written: never read")
+    whole = ref.window(pd.concat(parts, ignore_index=True))
+    for source in (tmp_path / "log", sorted(folder.glob("*.parquet"))):
+        streamed = ref.window_from_parquet(source, batch_rows=128)  # type: ignore[arg-type]
+        assert_same_counts(streamed, whole)
+        assert numeric(streamed, "spend").missing == 700
+    one = ref.window_from_parquet(folder / "seg-0.parquet")
+    assert_same_counts(one, ref.window(parts[0]))
+    with pytest.raises(InvalidInput, match="batch_rows=0 must be a whole number"):
+        ref.window_from_parquet(folder, batch_rows=0)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InvalidInput, match="no Parquet file under"):
+        ref.window_from_parquet(empty)
+    with pytest.raises(InvalidInput, match="cannot read .* as Parquet"):
+        ref.window_from_parquet(folder / ".seg-9.parquet.tmp")
+
+
 def test_merged_samples_stay_a_uniform_sample_of_the_union() -> None:
     ref = ReferenceProfile.from_frame(frame(100, 0), sample_size=500)
     low = pd.DataFrame({"age": np.zeros(9000), "spend": 1.0, "plan": "a"})

@@ -17,7 +17,8 @@ dozen bins.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -319,6 +320,76 @@ class ReferenceProfile(Profile):
                 out.columns[name].rows += absent[name]
                 out.columns[name].missing += absent[name]
         return out
+
+    def window_from_parquet(
+        self,
+        source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        batch_rows: int = 32_768,
+        sample_size: int | None = None,
+        seed: int = 0,
+        filesystem: Any = None,
+    ) -> WindowProfile:
+        """Count Parquet data over this profile's bins without holding it in memory.
+
+        Reads only the profiled columns, ``batch_rows`` rows at a time, one file after the
+        other (no read-ahead), so memory stays about one batch plus one decompressed row
+        group, however many rows there are.
+
+        Args:
+            source: a Parquet file, a folder of them, or a list of files (local paths, or
+                URIs pyarrow reads such as ``s3://bucket/key``).
+            batch_rows: rows converted to a DataFrame at a time.
+            sample_size, seed: as for :meth:`window`.
+            filesystem: a ``pyarrow.fs`` filesystem to read ``source`` from.
+
+        Raises:
+            InvalidInput: ``batch_rows`` below 1, or no Parquet data at ``source``.
+        """
+        import pyarrow.parquet as pq
+
+        if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
+            raise InvalidInput(f"batch_rows={batch_rows!r} must be a whole number >= 1")
+        files = _parquet_files(source, filesystem)
+
+        def frames() -> Iterator[pd.DataFrame]:
+            for path in files:
+                try:
+                    reader = pq.ParquetFile(path, filesystem=filesystem, pre_buffer=False)
+                except (OSError, ValueError) as exc:
+                    raise InvalidInput(f"cannot read {path!r} as Parquet: {exc}") from None
+                with reader:
+                    present = set(reader.schema_arrow.names)
+                    wanted = [name for name in self.columns if name in present]
+                    for batch in reader.iter_batches(
+                        batch_size=batch_rows, columns=wanted, use_threads=False
+                    ):
+                        yield batch.to_pandas()
+
+        return self.window_from_batches(frames(), sample_size=sample_size, seed=seed)
+
+
+def _parquet_files(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], filesystem: Any
+) -> list[str]:
+    """The Parquet files of ``source``: itself, the ``*.parquet`` files under a local
+    folder (sorted), or each path of a list."""
+    if isinstance(source, list | tuple):
+        files = [os.fspath(p) for p in source]
+    else:
+        path = os.fspath(source)  # type: ignore[arg-type]  # a path here, not a list
+        if filesystem is None and "://" not in path and os.path.isdir(path):
+            files = sorted(
+                os.path.join(folder, name)
+                for folder, _, names in os.walk(path)
+                for name in names
+                if name.endswith(".parquet") and not name.startswith(".")
+            )
+        else:
+            files = [path]
+    if not files:
+        raise InvalidInput(f"no Parquet file under {source!r}")
+    return files
 
 
 # --- references from the store ------------------------------------------------------------
