@@ -38,6 +38,7 @@ _NOUNS = (
     "monitor",
     "monitors",
     "alerts",
+    "loop",
 )
 
 
