@@ -442,7 +442,10 @@ def _multivariate(
         notes.append("multivariate drift: needs 20 rows and a feature both samples have")
         return None
     current = _frame({n: served[f"f.{n}"].reset_index(drop=True) for n in common})
-    reference = reference_rows[common].reset_index(drop=True)
+    reference = reference_rows[common]
+    if len(reference) > max(len(current), 1000):  # balanced samples: as sharp, and faster
+        reference = reference.sample(max(len(current), 1000), random_state=0)
+    reference = reference.reset_index(drop=True)
     return domain_classifier(reference, current, columns=common).to_dict()
 
 
