@@ -4,7 +4,13 @@ The main names are importable from here and load their module on first use:
 
 - policies: :class:`Policy` and its sections, :func:`load_policy`, :func:`parse_policy`,
   :func:`default_policy_yaml` (:mod:`.policy`);
-- schedules: :func:`parse_cron`, :class:`CronSchedule` (:mod:`.cron`).
+- schedules: :func:`parse_cron`, :class:`CronSchedule` (:mod:`.cron`);
+- triggers and guards: :func:`evaluate_triggers`, :class:`TriggerDecision`,
+  :func:`request_manual`, :func:`blocked_by_guards`, :class:`GuardBlock`;
+- the controller: :class:`Controller`, :func:`run_controllers` (:mod:`.controller`), and
+  the canary analysis :func:`analyse` (:mod:`.canary`);
+- what the store keeps: :class:`LoopState`, :class:`LoopStateName`, :class:`LoopEvent`,
+  :class:`StoredPolicy` (:mod:`.entities`).
 
 See ``docs/loop.md``.
 """
@@ -15,6 +21,19 @@ import importlib
 from typing import Any
 
 _LAZY: dict[str, str] = {
+    "analyse": "canary",
+    "CanaryAnalysis": "canary",
+    "Controller": "controller",
+    "run_controllers": "controller",
+    "LoopEvent": "entities",
+    "LoopState": "entities",
+    "LoopStateName": "entities",
+    "StoredPolicy": "entities",
+    "GuardBlock": "guards",
+    "blocked_by_guards": "guards",
+    "TriggerDecision": "triggers",
+    "evaluate_triggers": "triggers",
+    "request_manual": "triggers",
     "CronSchedule": "cron",
     "parse_cron": "cron",
     "DriftTrigger": "policy",
