@@ -14,6 +14,8 @@ VENV := .venv
 STAMP := $(VENV)/.ctloop-installed
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.ctloop-installed
+EVIDENTLY_VENV := .venv-bench-evidently
+EVIDENTLY_STAMP := $(EVIDENTLY_VENV)/.peer-installed
 PIP_INSTALL = python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS='-k blobstore -x'
@@ -38,7 +40,7 @@ help:
 	@echo "make demo   - run the end-to-end demo (creates .venv on first use)"
 	@echo "make test   - run the test suite (PYTEST_ARGS='...' passes arguments to pytest)"
 	@echo "make lint   - ruff check, ruff format --check, mypy"
-	@echo "make bench  - run every bench/*.py against the peers (mlflow, dvc, prefect) in .venv-bench"
+	@echo "make bench  - run every bench/*.py against the peers (mlflow, dvc, prefect, evidently) in .venv-bench*"
 	@echo "              (BENCH_ARGS=--quick for a smoke run)"
 	@echo "make lock   - regenerate constraints.txt from a fresh resolve of .[all,dev]"
 	@echo "make clean  - remove the virtualenvs, caches and build output"
@@ -73,6 +75,19 @@ $(BENCH_STAMP): pyproject.toml constraints.txt | $(BENCH_VENV)/bin/python
 	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(BENCH_PEERS)
 	@touch $@
 
+# Evidently 0.7 does not import with pandas 3 (ctloop's pin), so bench/drift.py runs it in
+# an environment of its own, without ctloop: Evidently and what its helper script reads.
+EVIDENTLY_PEER ?= 'evidently>=0.7,<0.8' 'pandas<3' numpy scipy pyarrow psutil
+$(EVIDENTLY_VENV)/bin/python:
+	$(call check_python,$(PYTHON),)
+	$(PYTHON) -m venv $(EVIDENTLY_VENV) || { rm -rf $(EVIDENTLY_VENV); exit 1; }
+
+$(EVIDENTLY_STAMP): | $(EVIDENTLY_VENV)/bin/python
+	$(call check_python,$(EVIDENTLY_VENV)/bin/python,$(EVIDENTLY_VENV))
+	@echo "installing $(EVIDENTLY_PEER) into $(EVIDENTLY_VENV) (a minute or two)"
+	$(EVIDENTLY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(EVIDENTLY_PEER)
+	@touch $@
+
 # --- the commands ----------------------------------------------------------------------------
 
 demo: $(STAMP)
@@ -91,7 +106,7 @@ lint: $(STAMP)
 # Runs every bench/*.py (helpers named _*.py are skipped), all of them even when one fails.
 # BENCH_ARGS goes to each script, e.g. make bench BENCH_ARGS=--quick for a smoke run.
 BENCH_ARGS ?=
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) $(EVIDENTLY_STAMP)
 	@failed=""; found=0; \
 	for script in bench/*.py; do \
 		[ -f "$$script" ] || continue; \
@@ -108,6 +123,6 @@ lock:
 	$(PYTHON) scripts/lock.py
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) build dist .pytest_cache .mypy_cache .ruff_cache bench/.work
+	rm -rf $(VENV) $(BENCH_VENV) $(EVIDENTLY_VENV) build dist .pytest_cache .mypy_cache .ruff_cache bench/.work
 	find src tests bench scripts -name __pycache__ -type d -prune -exec rm -rf {} + 2>/dev/null || true
 	find src -name '*.egg-info' -type d -prune -exec rm -rf {} + 2>/dev/null || true
