@@ -19,21 +19,19 @@ A check that cannot judge (no labels yet, no successful rows) is *skipped*, neve
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ctloop.loop._parts import ControllerPart
 from ctloop.loop.entities import LoopEvent, LoopState, LoopStateName
 from ctloop.loop.events import EVENT_PROMOTED, EVENT_ROLLED_BACK
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ctloop.client import Client
-    from ctloop.loop.policy import Policy, RolloutChecks
+    from ctloop.loop.policy import RolloutChecks
     from ctloop.serving.entities import Deployment
 
 __all__ = ["REJECTED_TAG", "CanaryAnalysis", "CheckOutcome", "RolloutActions", "analyse"]
@@ -298,31 +296,10 @@ def weights_of(split: Split) -> list[str]:
     return [f"{v}={w}:{variant}" for v, w, variant in split]
 
 
-class RolloutActions:
+class RolloutActions(ControllerPart):
     """What the controller does to the deployment and the registry during a canary (a
     part of :class:`~ctloop.loop.controller.Controller`): set a split, promote, roll back.
     Each external action is skipped when already done, so a restart repeats none."""
-
-    client: Client
-    deployment: str
-    policy: Policy
-    clock: Callable[[], datetime]
-
-    if TYPE_CHECKING:
-
-        def _move(
-            self,
-            state: LoopState,
-            to: LoopStateName,
-            *,
-            kind: str,
-            summary: str,
-            data: dict[str, Any],
-            step: int | None = None,
-            candidate: int | None = None,
-            evidence: dict[str, Any] | None = None,
-            links: dict[str, Any] | None = None,
-        ) -> LoopEvent: ...
 
     def split(self, state: LoopState, step: int) -> Split:
         """The routes of canary step ``step``: the candidate's share, the champion the rest."""

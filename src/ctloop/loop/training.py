@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctloop.errors import CtloopError, InvalidInput
+from ctloop.loop._parts import ControllerPart
 from ctloop.loop.canary import REJECTED_TAG
 from ctloop.loop.entities import LoopEvent, LoopState, LoopStateName
 from ctloop.loop.events import (
@@ -318,32 +319,14 @@ def _gate_line(gate: dict[str, Any] | None) -> str:
     return text or ("gate passed" if gate.get("passed") else "gate failed")
 
 
-class TrainingSteps:
+class TrainingSteps(ControllerPart):
     """The controller's TRIGGERED and TRAINING states (a part of
     :class:`~ctloop.loop.controller.Controller`, kept here beside what it calls)."""
 
-    client: Client
-    deployment: str
-    policy: Policy
     owner: str
     lease_seconds: float
-    clock: Callable[[], datetime]
 
     if TYPE_CHECKING:
-
-        def _move(
-            self,
-            state: LoopState,
-            to: LoopStateName,
-            *,
-            kind: str,
-            summary: str,
-            data: dict[str, Any],
-            step: int | None = None,
-            candidate: int | None = None,
-            evidence: dict[str, Any] | None = None,
-            links: dict[str, Any] | None = None,
-        ) -> LoopEvent: ...
 
         def renew_lease(self) -> None: ...
 
