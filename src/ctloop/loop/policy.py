@@ -527,7 +527,8 @@ def parse_policy(data: str | bytes | Mapping[str, Any], *, source: str = "policy
             the path of the key, e.g. ``policy.yaml: guards.max_retrains_per_day: must be
             1 or more, got 0``; a YAML syntax error names its line and column.
     """
-    from ctloop.loop._policy_checks import read_policy, read_yaml
+    from ctloop.loop._policy_checks import read_policy
+    from ctloop.loop._policy_reader import read_yaml
 
     if isinstance(data, bytes):
         data = data.decode("utf-8", errors="replace")
