@@ -124,7 +124,13 @@ def test_demo_runs_the_training_pipeline_cold_cached_and_on_new_data(tmp_path: P
 def test_demo_serves_the_champion_then_a_canary_then_catches_a_drift(tmp_path: Path) -> None:
     lines: list[str] = []
     result = run_demo(
-        str(tmp_path / "store"), rows=3000, seed=2, say=lines.append, server=False, pipeline=False
+        str(tmp_path / "store"),
+        rows=3000,
+        seed=2,
+        say=lines.append,
+        server=False,
+        pipeline=False,
+        loop=False,  # the loop stage has a test of its own
     )
     served = result.serving
     assert served is not None
@@ -171,3 +177,72 @@ def test_demo_serves_the_champion_then_a_canary_then_catches_a_drift(tmp_path: P
         watched.after.report.dataset_drift["drifted_share"]
     )
     assert any(line.startswith("after ") and "monthly_charges" in line for line in lines)
+
+
+def test_demo_closes_the_loop_then_catches_broken_candidates(tmp_path: Path) -> None:
+    from ctloop.demo_loop import PATH_1, PATH_2, PATH_3
+    from ctloop.loop.canary import REJECTED_TAG
+
+    lines: list[str] = []
+    result = run_demo(
+        str(tmp_path / "store"), rows=3000, seed=2, say=lines.append, server=False, pipeline=False
+    )
+    loop = result.loop
+    assert loop is not None, "\n".join(lines)
+    assert loop.kinds() == [*PATH_1, *PATH_2, *PATH_3], "\n".join(lines)
+    changes = [
+        f"{e.from_state.value}>{e.to_state.value}"
+        for e in loop.events
+        if e.from_state != e.to_state or e.kind == "canary_step"
+    ]
+    assert changes == [
+        "STABLE>TRIGGERED", "TRIGGERED>TRAINING", "TRAINING>GATED",
+        "GATED>CANARY", "CANARY>CANARY", "CANARY>CANARY", "CANARY>PROMOTED", "PROMOTED>STABLE",
+        "STABLE>GATED", "GATED>CANARY", "CANARY>ROLLED_BACK", "ROLLED_BACK>STABLE",
+        "STABLE>TRIGGERED", "TRIGGERED>TRAINING", "TRAINING>REJECTED", "REJECTED>STABLE",
+    ]  # fmt: skip
+    client = ctloop.Client(store=str(tmp_path / "store"))
+    events = loop.events
+    # path 1: the drift trigger read the monitor's report; retrained on the fresh version
+    triggered = events[0]
+    assert triggered.kind == "triggered" and triggered.evidence["trigger"] == "drift"
+    assert triggered.links["report_ids"] == [client.monitors.reports("churn-api")[0].id]
+    started = [e.evidence["dataset"] for e in events if e.kind == "training_started"]
+    assert started == [loop.fresh, loop.corrupted]
+    promoted = loop.promoted
+    assert promoted is not None and promoted != loop.champion_before
+    steps = [e.summary for e in events if e.kind == "canary_step"]
+    assert [s.split("canary step ")[1][:11] for s in steps[:3]] == [
+        "1/3 (10%): ", "2/3 (50%): ", "3/3 (100%):",
+    ]  # fmt: skip
+    assert steps[1].startswith("analysis passed") and steps[2].startswith("analysis passed")
+    assert client.models.get_version("churn@champion").version == promoted
+    moved = client.models.alias_history("churn", "champion")[-1]
+    assert (moved.from_version, moved.to_version) == (loop.champion_before, promoted)
+    assert "passed its canary" in (moved.reason or "")
+    lineage = client.models.lineage(f"churn/{promoted}")
+    assert loop.fresh in [f"{i.dataset}@{i.version}" for i in lineage.inputs]
+    # path 2: forced past the gate, caught by the canary analysis, rolled back and tagged
+    forced = loop.forced
+    assert forced is not None and forced not in (promoted, loop.champion_before)
+    reason = client.models.get_version(("churn", forced)).tags[REJECTED_TAG]
+    assert reason.startswith(f"ctloop loop: canary of churn/{forced} rolled back: 2/2 analyses")
+    rolled = next(e for e in events if e.kind == "rolled_back")
+    assert rolled.links["model_version"] == f"churn/{forced}"
+    assert any(c["status"] == "failed" for c in rolled.evidence["checks"])
+    forcing = next(e for e in events if e.to_state.value == "GATED" and e.kind == "note")
+    assert "forced through the gate by the demo" in forcing.summary
+    # path 3: the retrain on shuffled labels failed the gate and registered nothing
+    gate_failed = next(e for e in events if e.kind == "gate_failed")
+    assert gate_failed.evidence["gate"]["passed"] is False
+    assert "model_version" not in gate_failed.links
+    assert loop.versions_after == loop.versions_before_path_3
+    assert set(loop.rejected_reasons) == {forced}
+    # the end: the promoted version takes all traffic, as champion
+    routes = client.deployments.get("churn-api").routes
+    assert [(r.version, r.weight, r.variant) for r in routes] == [(promoted, 100, "champion")]
+    assert loop.failed == 0 and loop.labels > 0
+    assert loop.ok
+    assert Path(loop.policy_path).read_text().startswith("# The continuous-training policy")
+    assert any(line.startswith("timeline ") for line in lines)
+    assert any("loop explain" in line for line in lines)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from ctloop.client import Client
     from ctloop.data.entities import DatasetVersion
+    from ctloop.demo_loop import LoopDemo
     from ctloop.demo_monitoring import MonitoringDemo
     from ctloop.demo_pipeline import PipelineDemo
     from ctloop.demo_serving import ServingDemo
@@ -47,6 +48,7 @@ class DemoResult:
     pipeline: PipelineDemo | None = None  # the training pipeline's three runs, when they ran
     serving: ServingDemo | None = None  # the champion served, then a canary, when it ran
     monitoring: MonitoringDemo | None = None  # drift injected, caught and named, when it ran
+    loop: LoopDemo | None = None  # retrain, gate, canary, promote, roll back, when it ran
 
 
 def _split(df: pd.DataFrame, holdout: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -179,6 +181,7 @@ def run_demo(
     pipeline: bool = True,
     serving: bool = True,
     monitoring: bool = True,
+    loop: bool = True,
 ) -> DemoResult:
     """Run the main job; returns what the local pass made.
 
@@ -189,7 +192,9 @@ def run_demo(
     store: cold, fully cached, and on a new data version. With ``serving`` the champion is
     served (:mod:`ctloop.demo_serving`); with ``monitoring`` too, a drift is then injected
     into its traffic and its monitor must name the drifted features
-    (:mod:`ctloop.demo_monitoring`).
+    (:mod:`ctloop.demo_monitoring`); with ``loop`` too, the continuous-training loop then
+    retrains, gates, canaries and promotes, and catches a broken candidate
+    (:mod:`ctloop.demo_loop`).
     """
     from ctloop.client import Client
 
@@ -228,6 +233,11 @@ def run_demo(
                 folder = local.settings.store_folder()
                 say(f"  ctloop --store {folder} monitor reports {DEPLOYMENT}")
                 say(f"  ctloop --store {folder} alerts list {DEPLOYMENT}")
+        if loop and result.monitoring is not None:
+            from ctloop.demo_loop import run_loop_stage
+
+            say("")
+            result.loop = run_loop_stage(local, seed=seed, say=say)
     finally:
         local.close()
     if server:

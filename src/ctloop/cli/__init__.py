@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
 
     _install_nouns()
     try:
-        app(args=argv, prog_name="ctloop", standalone_mode=False)
+        code = app(args=argv, prog_name="ctloop", standalone_mode=False)
     except CtloopError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -113,3 +113,6 @@ def main(argv: list[str] | None = None) -> None:
             f"unexpected {type(exc).__name__}: {exc} "
             "(this is a ctloop bug; re-run with CTLOOP_DEBUG=1 for the traceback and report it)"
         )
+    # without standalone mode, click returns a typer.Exit's code instead of exiting with it
+    if isinstance(code, int) and code:
+        sys.exit(code)

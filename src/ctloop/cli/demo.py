@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ctloop.cli._output import console
+from ctloop.cli._output import console, fail
 
 
 def register(app: typer.Typer) -> None:
@@ -45,6 +45,13 @@ def demo(
         "row, run the monitor before and after, write the HTML reports, fire the alerts. "
         "Exits 1 when the monitor misses the drift.",
     ),
+    loop: bool = typer.Option(
+        True,
+        "--loop/--no-loop",
+        help="Also close the loop on the drift: retrain, gate, canary 10/50/100%, promote; "
+        "then catch a broken candidate at the gate and, forced past it, in its canary. "
+        "Exits 1 when the loop does not act as expected.",
+    ),
 ) -> None:
     """Run the main job: version churn data, train and track two models, summarise."""
     from ctloop.demo import run_demo
@@ -59,10 +66,14 @@ def demo(
         pipeline=pipeline,
         serving=serving,
         monitoring=monitoring,
+        loop=loop,
     )
+    # fail() exits through sys.exit: under main()'s standalone_mode=False a typer.Exit(1)
+    # would come back as a return value and the process would exit 0
     if result.monitoring is not None and not result.monitoring.ok:
-        console.print(
-            "error: the monitor did not catch the injected drift as expected (see above)",
-            markup=False,
+        fail("the monitor did not catch the injected drift as expected (see above)")
+    if result.loop is not None and not result.loop.ok:
+        fail(
+            "the loop did not act as expected (promote the retrained model, roll back the one "
+            "forced past the gate, reject the corrupted one at the gate; see the timeline above)"
         )
-        raise typer.Exit(1)

@@ -180,8 +180,9 @@ def _prediction_drift(
 def _metric_value(name: str, frame: pd.DataFrame) -> float:
     from sklearn import metrics
 
-    y_true = frame["label"].astype(str).to_numpy()
-    y_pred = frame["prediction"].astype(str).to_numpy()
+    # the joined label is float when some rows lack one (1.0): compare classes as "1"
+    y_true = frame["label"].astype(str).str.removesuffix(".0").to_numpy()
+    y_pred = frame["prediction"].astype(str).str.removesuffix(".0").to_numpy()
     if name == "accuracy":
         return float(metrics.accuracy_score(y_true, y_pred))
     if name in ("f1", "precision", "recall"):

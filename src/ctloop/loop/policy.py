@@ -192,7 +192,7 @@ class Triggers:
 
     Attributes:
         drift, performance, schedule, new_data: each trigger, or None when off.
-        manual: ``ctloop loop retrain`` may start a retrain under this policy.
+        manual: ``ctloop loop trigger`` may start a retrain under this policy.
     """
 
     drift: DriftTrigger | None = None
@@ -580,7 +580,7 @@ triggers:                           # at least one; each may be left out (off)
     consecutive: 1
   # schedule: {every: 7d}           # or {cron: "0 3 * * MON"} (UTC; quote it)
   # new_data: {dataset: churn}      # a new version of this dataset was added
-  manual: true                      # ctloop loop retrain $deployment
+  manual: true                      # ctloop loop trigger $deployment --reason TEXT
 
 training_data:
   dataset: $dataset                 # a dataset version: NAME@latest or NAME@N
