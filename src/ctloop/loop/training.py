@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INTENT_TAG",
+    "MAX_ABANDONED_RUNS",
     "MAX_TRAINING_ATTEMPTS",
     "TrainingSteps",
     "TrainingData",
@@ -61,6 +62,11 @@ __all__ = [
 INTENT_TAG = "ctloop.loop.intent"
 #: Failed pipeline runs of one intent before the retrain is given up (REJECTED).
 MAX_TRAINING_ATTEMPTS = 3
+#: Runs of one intent cut short because their controller died (killed, out of memory, a
+#: lost machine) before the retrain is given up: more than real failures, since a crash is
+#: usually not the pipeline's fault, but bounded, since a crash loop can be.
+MAX_ABANDONED_RUNS = 10
+ABANDONED = "abandoned: its controller stopped"
 S = LoopStateName
 _GATE_STEP = "ctloop.pipelines.builtin:gate"
 _REGISTER_STEP = "ctloop.pipelines.builtin:register"
@@ -372,15 +378,16 @@ class TrainingSteps(ControllerPart):
             for r in runs:
                 if r.status is PipelineStatus.RUNNING:
                     # We hold the lease, so whoever ran it stopped renewing it: it is dead.
-                    self.client.pipelines.end_run(
-                        r.id, PipelineStatus.FAILED, "abandoned: its controller stopped"
-                    )
-            failed = len(runs)
-            if failed >= MAX_TRAINING_ATTEMPTS:
+                    self.client.pipelines.end_run(r.id, PipelineStatus.FAILED, ABANDONED)
+            runs = find_intent_runs(self.client, pipeline.name, intent)
+            abandoned = sum(1 for r in runs if r.error == ABANDONED)
+            failed = len(runs) - abandoned
+            if failed >= MAX_TRAINING_ATTEMPTS or abandoned >= MAX_ABANDONED_RUNS:
                 return self._reject(
                     state,
-                    f"training failed {failed} times for intent {intent['id'][:8]}; giving up",
-                    {"attempts": failed},
+                    f"training failed {failed} times and was cut short {abandoned} times for "
+                    f"intent {intent['id'][:8]}; giving up",
+                    {"attempts": failed, "abandoned": abandoned},
                     links={"pipeline_run_ids": [r.id for r in runs]},
                 )
             done = run_pipeline(
