@@ -683,3 +683,25 @@ def test_sigterm_stops_the_cli_cleanly(world: dict[str, Any], tmp_path: Path) ->
     assert proc.returncode == 0, err
     assert "driving api" in out and "Traceback" not in err
     client.loop.acquire_lease("api", "other", 60)  # released on the way out
+
+
+def test_a_promotion_moves_the_monitor_to_the_new_champions_data(world: dict[str, Any]) -> None:
+    from ctloop.monitoring.profiles import ReferenceProfile
+
+    client, clock = world["client"], world["clock"]
+    profile = ReferenceProfile.from_frame(frame(1)[FEATURES]).to_dict()
+    rules = [{"kind": "drift_share_above", "threshold": 0.25}]
+    client.monitors.create(
+        "api", reference="tiny/1", profile=profile, window="last:500", rules=rules
+    )
+    c = controller(world, policy_yaml().replace("steps: [10, 50, 100]", "steps: [100]"))
+    start_canary(world, c)
+    serve(world, 2, "champion", 300, seed=3)
+    clock.advance(minutes=6)
+    promoted, _ = c.reconcile_once()
+    assert promoted.kind == "promoted", promoted.summary
+    moved = client.monitors.get("api")
+    assert moved.reference == "tiny/2", promoted.evidence.get("monitor")
+    assert promoted.evidence["monitor"] == "the monitor now measures against tiny/2's training data"
+    assert (moved.window, moved.rules) == ("last:500", rules)  # its settings are kept
+    assert moved.estimation is not None and moved.estimation["model"] == "tiny/2"

@@ -330,6 +330,7 @@ class RolloutActions(ControllerPart):
         reason = f"ctloop loop: {model}/{cand} passed its canary on {self.deployment}"
         self.client.models.set_alias(model, "champion", cand, reason=reason)
         deployment = self._set_traffic([(cand, 100, "champion")], reason)
+        monitor_note = self._follow_with_monitor(f"{model}/{cand}")
         return self._move(
             state,
             S.PROMOTED,
@@ -339,13 +340,50 @@ class RolloutActions(ControllerPart):
             f"set-traffic {self.deployment} {champ}=100:champion",
             candidate=cand,
             data={**state.data, "finished_at": self.clock().isoformat()},
-            evidence={} if analysis is None else analysis.to_dict(),
+            evidence={
+                **({} if analysis is None else analysis.to_dict()),
+                **({"monitor": monitor_note} if monitor_note else {}),
+            },
             links={
                 "deployment_revision": deployment.revision,
                 "model_version": f"{model}/{cand}",
                 "previous_champion": f"{model}/{champ}",
             },
         )
+
+    def _follow_with_monitor(self, version: str) -> str | None:
+        """Point the deployment's monitor at the new champion's training data.
+
+        A monitor measures drift against the reference it froze; left on the old champion,
+        it would keep reporting the drift the new model was trained on. Re-created with the
+        same settings (skipped when it already follows ``version``, so a restart repeats
+        nothing). Returns what happened, for the event, or None without a monitor.
+        """
+        from ctloop.errors import CtloopError, NotFound
+        from ctloop.monitoring.service import create_monitor
+
+        try:
+            monitor = self.client.monitors.get(self.deployment)
+        except NotFound:
+            return None
+        if monitor.reference == version:
+            return f"the monitor already measures against {version}"
+        try:
+            create_monitor(
+                self.client,
+                self.deployment,
+                reference=version,
+                features=None if monitor.features is None else list(monitor.features),
+                window=monitor.window,
+                drift_share=monitor.drift_share,
+                rules=monitor.rules,
+                sinks=monitor.sinks,
+                cooldown=f"{int(monitor.cooldown_seconds)}s",
+                replace=True,
+            )
+        except CtloopError as exc:  # the promotion stands; the monitor keeps its reference
+            return f"the monitor still measures against {monitor.reference}: {exc}"
+        return f"the monitor now measures against {version}'s training data"
 
     def _roll_back(
         self, state: LoopState, analysis: CanaryAnalysis | None, why: str, *, touch: bool = True
