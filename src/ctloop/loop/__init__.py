@@ -33,7 +33,7 @@ _LAZY: dict[str, str] = {
     "blocked_by_guards": "guards",
     "TriggerDecision": "triggers",
     "evaluate_triggers": "triggers",
-    "request_manual": "triggers",
+    "request_manual": "manual",
     "CronSchedule": "cron",
     "parse_cron": "cron",
     "DriftTrigger": "policy",
