@@ -182,7 +182,11 @@ def resolve_training_data(
 
 def training_params(pipeline: Pipeline, policy: Policy, data: TrainingData) -> dict[str, Any]:
     """The pipeline's params for a retrain, defaults applied: the policy's params, the
-    pinned ``dataset`` and the policy's ``gate`` (each only where the pipeline takes it)."""
+    pinned ``dataset``, the policy's ``gate`` and ``holdout`` (``{fraction, split, seed}``).
+    A pipeline without a ``holdout`` param splits as it always does; a policy that sets a
+    holdout other than the default then says so."""
+    from ctloop.loop.policy import Holdout
+
     params: dict[str, Any] = dict(policy.pipeline.params)
     takes = pipeline.signature.parameters
     if data.dataset is not None:
@@ -199,6 +203,15 @@ def training_params(pipeline: Pipeline, policy: Policy, data: TrainingData) -> d
                 "cannot be passed to it"
             )
         params["gate"] = policy.gate.to_dict()
+    holdout = Holdout() if policy.training_data is None else policy.training_data.holdout
+    if "holdout" in takes:
+        params.setdefault("holdout", holdout.to_dict())
+    elif holdout != Holdout():
+        raise InvalidInput(
+            f"pipeline {pipeline.name!r} has no 'holdout' param, so the policy's "
+            "training_data.holdout cannot be passed to it; add a param `holdout: dict | None = "
+            "None` (see examples/churn/pipeline.py) or leave holdout out of the policy"
+        )
     return _canonical(pipeline.bind_params(params))
 
 
@@ -316,6 +329,36 @@ def outcome_of(client: Client, run: PipelineRun) -> TrainingOutcome:
     return TrainingOutcome(registered, model, gate, error)
 
 
+def orphaned_registration(
+    client: Client, runs: list[PipelineRun]
+) -> tuple[PipelineRun, TrainingOutcome] | None:
+    """A version registered by a run whose controller died before the run completed (often
+    before the register step recorded it): the model is in the registry, but the run never
+    finished. Adopting it keeps
+    the retrain from registering a second version. The register step only registers after
+    the gate passed, so the gate step's output is there."""
+    from ctloop.errors import NotFound
+
+    for run in runs:
+        step = next((s for s in run.steps if s.step == _REGISTER_STEP), None)
+        name = None if step is None else step.params.get("model_name")
+        if run.run_id is None or not isinstance(name, str):
+            continue
+        try:
+            versions = client.models.versions(name)
+        except NotFound:
+            continue
+        version = next((v for v in versions if v.run_id == run.run_id), None)
+        if version is None:
+            continue
+        gate = next(
+            (run.output(s.name) for s in run.steps if s.step == _GATE_STEP and s.status.succeeded),
+            None,
+        )
+        return run, TrainingOutcome(version.version, name, gate)
+    return None
+
+
 def _gate_line(gate: dict[str, Any] | None) -> str:
     if not gate:
         return "no gate result"
@@ -374,11 +417,13 @@ class TrainingSteps(ControllerPart):
         pipeline = self.policy.pipeline.resolve()
         runs = find_intent_runs(self.client, pipeline.name, intent)
         done = next((r for r in runs if r.status is PipelineStatus.COMPLETED), None)
+        orphan = orphaned_registration(self.client, runs) if done is None else None
+        if orphan is not None:
+            done, outcome = orphan
+            self._abandon_running(runs)
+            return self._judge(state, done, outcome)
         if done is None:
-            for r in runs:
-                if r.status is PipelineStatus.RUNNING:
-                    # We hold the lease, so whoever ran it stopped renewing it: it is dead.
-                    self.client.pipelines.end_run(r.id, PipelineStatus.FAILED, ABANDONED)
+            self._abandon_running(runs)
             runs = find_intent_runs(self.client, pipeline.name, intent)
             abandoned = sum(1 for r in runs if r.error == ABANDONED)
             failed = len(runs) - abandoned
@@ -410,6 +455,14 @@ class TrainingSteps(ControllerPart):
                     owner=self.owner,
                 )
         return self._judge(state, done, outcome_of(self.client, done))
+
+    def _abandon_running(self, runs: list[PipelineRun]) -> None:
+        from ctloop.pipelines.entities import PipelineStatus
+
+        for r in runs:
+            if r.status is PipelineStatus.RUNNING:
+                # We hold the lease, so whoever ran it stopped renewing it: it is dead.
+                self.client.pipelines.end_run(r.id, PipelineStatus.FAILED, ABANDONED)
 
     def _judge(self, state: LoopState, run: PipelineRun, outcome: TrainingOutcome) -> LoopEvent:
         links: dict[str, Any] = {"pipeline_run_id": run.id, "tracking_run_id": run.run_id}
