@@ -27,14 +27,11 @@ report says the traffic drifted (the covariate drift injected at a known row). H
 4. the loop's timeline is printed; :attr:`LoopDemo.ok` says whether it went as above.
 
 **The simulated clock.** The controller takes the time from :class:`SimulatedClock`, real
-UTC time plus an offset the demo advances. The canary analysis reads the prediction-log
-rows logged between the step's start and now, both from the controller's clock, while
-the server stamps each row with its own real clock. A clock ahead of real time at a step's
-start puts that window after every row the step serves (and a clock running faster than
-real time cannot keep both ends of consecutive windows on the rows), so the offset stays 0
-while a canary runs and the rollout interval is a short real one (2 s). The clock jumps
-only where no log window follows: before the last retrain, to let the one-hour cooldown
-pass. That is why the retrain on corrupted labels (path 3) comes after the forced canary.
+UTC time plus an offset the demo advances: :data:`ROUND` (the rollout's 5-minute interval)
+after every round of traffic, and the one-hour cooldown before path 3. The clock only paces
+the loop's decisions. The canary analysis reads the prediction-log rows logged since its
+split was set, by the servers' and the store's clocks, so a simulated clock ahead of real
+time still sees every row a step served.
 """
 
 from __future__ import annotations
@@ -69,6 +66,8 @@ FRESH_ROWS = 4000
 BATCH = 250
 MAX_ROUNDS = 30
 COOLDOWN = timedelta(hours=1)
+#: How far the simulated clock moves each round of traffic: the rollout's interval.
+ROUND = timedelta(minutes=5)
 
 #: The policy, as written to ``policy.yaml`` ($pipeline: the churn template's target).
 POLICY = """\
@@ -91,7 +90,7 @@ gate:                               # on the fresh data's holdout, against the c
 rollout:
   steps: [10, 50, 100]              # % of traffic to the candidate
   min_requests: 100                 # canary requests a step serves before it is judged
-  interval: 2s                      # real seconds: see the docstring of ctloop/demo_loop.py
+  interval: 5m                      # simulated: each round of the demo is 5 minutes
   failed_checks_limit: 2
   checks:
     error_rate: {max_increase: 0.02}
@@ -249,9 +248,11 @@ def _path_2(
     version = _train_flipped(client, work, frame, seed)
     result.forced = version
     champion = client.models.get_version(f"{MODEL}@champion").version
+    controller.renew_lease()  # the demo acts as the controller here: under its lease
     state = client.loop.state(DEPLOYMENT)
     client.loop.transition(
         DEPLOYMENT,
+        owner=controller.owner,
         expected_revision=state.revision,
         to_state="GATED",
         candidate_version=version,
@@ -347,11 +348,14 @@ class _Traffic:
 
 
 def _drive(controller: Controller, traffic: _Traffic) -> LoopEvent | None:
-    """Rounds of traffic and one reconcile each, until a retrain ends; its last event."""
+    """Rounds of traffic and one reconcile each, until a retrain ends; its last event. Each
+    round is :data:`ROUND` on the simulated clock."""
     for _ in range(MAX_ROUNDS):
         traffic.round()
         events = controller.reconcile_once()
         traffic.converge()
+        if isinstance(controller.clock, SimulatedClock):
+            controller.clock.advance(ROUND)
         ended = [e for e in events if e.kind in _ENDS]
         if ended:
             return ended[-1]

@@ -137,10 +137,11 @@ def controller(world: dict[str, Any], text: str | None = None, **kw: Any) -> Con
 def serve(
     world: dict[str, Any], version: int, variant: str, n: int, *, errors: float = 0.0, seed: int = 0
 ) -> None:
-    """Log ``n`` served rows of ``version`` at the fake clock's times (the next minute)."""
-    client, clock = world["client"], world["clock"]
+    """Log ``n`` served rows of ``version``, stamped now (the real clock, as a server does:
+    the canary reads the rows logged since its split was set in the store)."""
+    client = world["client"]
     rng = np.random.default_rng(seed)
-    start = clock.now + timedelta(seconds=1)
+    start = datetime.now(UTC) - timedelta(microseconds=n)
     rows = []
     for i in range(n):
         failed = rng.random() < errors
@@ -148,7 +149,7 @@ def serve(
             {
                 "prediction_id": uuid.uuid4().hex,
                 "request_id": uuid.uuid4().hex,
-                "timestamp": start + timedelta(milliseconds=50 * i),
+                "timestamp": start + timedelta(microseconds=i),
                 "deployment": "api",
                 "model_version": str(version),
                 "variant": variant,
@@ -157,7 +158,8 @@ def serve(
                 "status": "error: boom" if failed else "ok",
             }
         )
-    root = client.settings.artifacts_root()
+    # over HTTP the server's artifact root, where it reads the logs (test_controller_backends)
+    root = world.get("log_root") or client.settings.artifacts_root()
     with PayloadLog(root, "api", "predictions", replica=f"r{seed}") as log:
         log.append(rows)
 

@@ -250,6 +250,8 @@ class Controller(TrainingSteps, RolloutActions):
             data={
                 **state.data,
                 "step_started_at": now.isoformat(),
+                # the store's time the split took effect: the log rows are read from it
+                "split_at": deployment.updated_at.isoformat(),
                 "last_analysis_at": now.isoformat(),
                 "failed_checks": int(state.data.get("failed_checks", 0)),
             },
@@ -287,7 +289,7 @@ class Controller(TrainingSteps, RolloutActions):
         rollout = steps[step]
         if now < _parse(state.data["last_analysis_at"]) + rollout.interval:
             return None
-        analysis = self._analyse(state, champ, cand, rollout.min_requests, now)
+        analysis = self._analyse(state, champ, cand, rollout.min_requests)
         evidence = analysis.to_dict()
         data = {**state.data, "last_analysis_at": now.isoformat()}
         if analysis.failed:
@@ -365,15 +367,18 @@ class Controller(TrainingSteps, RolloutActions):
         return model.aliases.get("champion") == version
 
     def _analyse(
-        self, state: LoopState, champ: int, cand: int, min_requests: int, now: datetime
+        self, state: LoopState, champ: int, cand: int, min_requests: int
     ) -> CanaryAnalysis:
         from ctloop.loop.canary import analyse
 
-        since = _parse(state.data["step_started_at"])
-        predictions = self.client.deployments.predictions(self.deployment, since=since, until=now)
+        # The rows are stamped by the servers' clocks and the split by the store's, so the
+        # window is read by those, from the split's change on; the controller's own clock
+        # (simulated in tests and the demo) only paces the analyses.
+        since = _parse(state.data.get("split_at") or state.data["step_started_at"])
+        predictions = self.client.deployments.predictions(self.deployment, since=since)
         joined = None
         if self.policy.rollout.checks.metric is not None:
-            joined = self.client.deployments.joined(self.deployment, since=since, until=now)
+            joined = self.client.deployments.joined(self.deployment, since=since)
         return analyse(
             predictions,
             champion_version=champ,

@@ -45,7 +45,10 @@ EVENT_TRIGGER_IGNORED = "trigger_ignored"
 EVENT_MANUAL_TRIGGER = "manual_trigger"
 #: The pipeline run of a retrain started (evidence ``dataset``: the version it reads).
 EVENT_TRAINING_STARTED = "training_started"
-#: The retrain finished and registered a candidate version.
+#: A model was retrained outside the controller and the fact recorded with
+#: ``client.loop.record`` (a person, another system): like ``promoted``, it ends a retrain
+#: for the cooldown and the triggers. The controller records how its own training ended as
+#: ``gate_passed``, ``gate_failed`` or ``rejected``.
 EVENT_TRAINED = "trained"
 #: The candidate passed the gate against the champion.
 EVENT_GATE_PASSED = "gate_passed"
