@@ -42,10 +42,15 @@ def features(df: pd.DataFrame) -> pd.DataFrame:
 
 @step(outputs=("X_train", "X_test", "y_train", "y_test"))
 def split(
-    data: pd.DataFrame, test_size: float = 0.2
+    data: pd.DataFrame, test_size: float = 0.2, how: str = "time", seed: int = 0
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
-    """Split by time: the newest ``test_size`` share of rows is the holdout."""
+    """Hold out ``test_size`` of the rows: the newest (``how="time"``) or drawn at random
+    with ``seed`` (``how="random"``)."""
     ordered = data.sort_values(churn.TIMESTAMP, kind="stable")
+    if how == "random":
+        ordered = ordered.sample(frac=1.0, random_state=seed)
+    elif how != "time":
+        raise ValueError(f"split how={how!r}: use 'time' or 'random'")
     cut = int(len(ordered) * (1 - test_size))
     train, test = ordered.iloc[:cut], ordered.iloc[cut:]
     return features(train), features(test), train[churn.TARGET], test[churn.TARGET]
@@ -82,9 +87,18 @@ def churn_pipeline(
     learning_rate: float = 0.08,
     max_iter: int = 100,
     gate: dict[str, Any] | None = None,
+    holdout: dict[str, Any] | None = None,
 ) -> None:
     data = ct.validate(ct.load_dataset(dataset), ct.dataset_suite(reference))
-    X_train, X_test, y_train, y_test = split(data, test_size=test_size)
+    # A loop policy passes its training_data.holdout ({fraction, split, seed}); run by hand,
+    # the newest test_size of the rows are held out.
+    h = holdout or {}
+    X_train, X_test, y_train, y_test = split(
+        data,
+        test_size=h.get("fraction", test_size),
+        how=h.get("split", "time"),
+        seed=h.get("seed", 0),
+    )
     model = train(X_train, y_train, learning_rate=learning_rate, max_iter=max_iter)
     ct.evaluate_model(model, X_test, y_test)
     decision = ct.gate(model, X_test, y_test, model_name=model_name, spec=gate or GATE)

@@ -10,16 +10,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ctloop.datasets import churn
 from ctloop.errors import InvalidInput, NotFound
 from ctloop.evaluation import Gate
 from ctloop.loop import (
     DriftTrigger,
     Guards,
+    Holdout,
+    PerformanceTrigger,
     Policy,
     Rollout,
     RolloutChecks,
@@ -163,16 +167,25 @@ def test_minimal_policy_gets_the_documented_defaults() -> None:
     assert p.rollout == Rollout() and p.guards == Guards()
 
 
-def test_performance_trigger_defaults_to_an_estimated_accuracy_drop() -> None:
+def test_performance_trigger_defaults_to_a_realised_accuracy_drop() -> None:
     p = parse_policy("pipeline: m:f\ntriggers: {performance: true}")
     perf = p.triggers.performance
     assert perf is not None
-    assert (perf.metric, perf.source, perf.below, perf.drop) == (
+    assert (perf.metric, perf.source, perf.below, perf.drop, perf.min_labels) == (
         "accuracy",
-        "estimated",
+        "realised",
         None,
-        0.05,
+        0.02,
+        500,
     )
+    estimated = parse_policy("pipeline: m:f\ntriggers: {performance: {source: estimated}}")
+    assert estimated.triggers.performance is not None
+    assert estimated.triggers.performance.to_dict() == {
+        "metric": "accuracy",
+        "source": "estimated",
+        "drop": 0.02,
+        "consecutive": 1,
+    }
     below = parse_policy("pipeline: m:f\ntriggers: {performance: {below: 0.8}}").triggers
     assert below.performance is not None
     assert (below.performance.below, below.performance.drop) == (0.8, None)
@@ -223,7 +236,8 @@ def test_default_template_parses_to_the_demo_defaults() -> None:
     p = parse_policy(text)
     assert p.deployment == "churn"
     assert p.triggers.drift == DriftTrigger()
-    assert p.triggers.performance is not None and p.triggers.performance.drop == 0.05
+    assert p.triggers.performance == PerformanceTrigger()
+    assert p.training_data is not None and p.training_data.holdout == Holdout()
     assert p.triggers.schedule is None and p.triggers.manual
     assert p.rollout.steps == Rollout().steps and p.guards == Guards()
     assert p.gate is not None and p.training_data is not None
@@ -423,7 +437,7 @@ def test_each_error_names_its_path(extra: str, expected: str) -> None:
             "is out of range 0-23",
         ),
         (
-            "{performance: {metric: precision}}",
+            "{performance: {metric: precision, source: estimated}}",
             "policy.yaml: triggers.performance.metric: 'precision' is not estimated without "
             "labels; with source: estimated use one of accuracy, f1, roc_auc, or set source: "
             "realised",
@@ -439,7 +453,7 @@ def test_each_error_names_its_path(extra: str, expected: str) -> None:
             "champion), not both",
         ),
         (
-            "{performance: {min_labels: 50}}",
+            "{performance: {min_labels: 50, source: estimated}}",
             "policy.yaml: triggers.performance.min_labels: applies to source: realised; an "
             "estimate needs no labels",
         ),
@@ -801,3 +815,41 @@ def test_the_examples_in_docs_loop_md_are_valid_and_match_this_file() -> None:
     assert len(blocks) == 2
     assert parse_policy(blocks[0]) == parse_policy(MINIMAL)
     assert parse_policy(blocks[1]) == parse_policy(FULL)
+
+
+# --- the holdout reaches the pipeline -----------------------------------------------------------
+
+
+def test_the_policys_holdout_is_passed_to_a_pipeline_that_takes_one() -> None:
+    from ctloop.loop.training import TrainingData, training_params
+
+    text = MINIMAL + "training_data: {dataset: churn@3, holdout: {fraction: 0.3, seed: 5}}\n"
+    p = parse_policy(text)
+    params = training_params(p.pipeline.resolve(), p, TrainingData("churn@3"))
+    assert params["dataset"] == "churn@3"
+    assert params["holdout"] == {"fraction": 0.3, "split": "random", "seed": 5}
+    # the churn template honours it: a random holdout mixes old and new rows
+    from examples.churn.pipeline import split
+
+    frame = pd.DataFrame(
+        {c: range(100) for c in (*churn.FEATURES, churn.TARGET, churn.TIMESTAMP)}
+    ).astype({c: "string" for c in churn.CATEGORICAL})
+    _, by_time, _, _ = split.fn(frame, test_size=0.3)
+    _, at_random, _, _ = split.fn(frame, test_size=0.3, how="random", seed=5)
+    assert len(by_time) == len(at_random) == 30
+    assert by_time.index.min() == 70 and at_random.index.min() < 70
+
+
+def test_a_holdout_for_a_pipeline_without_one_is_an_error() -> None:
+    from ctloop import pipeline as make_pipeline
+    from ctloop.loop.training import TrainingData, training_params
+
+    @make_pipeline(name="no-holdout")
+    def no_holdout(dataset: str = "x@latest") -> None:
+        """No holdout param."""
+
+    p = parse_policy(MINIMAL + "training_data: {dataset: x@1}\n")
+    assert "holdout" not in training_params(no_holdout, p, TrainingData("x@1"))
+    p = parse_policy(MINIMAL + "training_data: {dataset: x@1, holdout: {split: time}}\n")
+    with pytest.raises(InvalidInput, match="has no 'holdout' param, so the policy's training_data"):
+        training_params(no_holdout, p, TrainingData("x@1"))

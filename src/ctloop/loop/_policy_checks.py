@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ctloop.errors import InvalidInput
 from ctloop.loop._policy_reader import _NO_VALUE, SECTIONS, Problems, Section, _show
 from ctloop.loop.policy import (
+    DEFAULT_DROP,
+    DEFAULT_MIN_LABELS,
     DIVERGENCE_METHODS,
     DURING_CANARY,
     ESTIMATED_METRICS,
@@ -160,7 +162,7 @@ def _performance(triggers: Section) -> PerformanceTrigger | None:
     sec = triggers.section("performance", keys, switch=True)
     if sec is None:
         return None
-    source = sec.text("source", "estimated", choices=PERFORMANCE_SOURCES)
+    source = sec.text("source", "realised", choices=PERFORMANCE_SOURCES)
     metric = _metric(sec, "metric", "accuracy")
     if metric is not None:
         from ctloop.evaluation import metrics
@@ -180,15 +182,15 @@ def _performance(triggers: Section) -> PerformanceTrigger | None:
     if sec.raw("below") is not None and sec.raw("drop") is not None:
         sec.problems.add(sec.path, "give below (absolute) or drop (from the champion), not both")
     if below is None and sec.raw("drop") is None:
-        drop = 0.05
+        drop = DEFAULT_DROP
     if source == "estimated" and sec.given("min_labels"):
         sec.bad("min_labels", "applies to source: realised; an estimate needs no labels")
     return PerformanceTrigger(
         metric=metric or "accuracy",
-        source=source or "estimated",
+        source=source or "realised",
         below=below,
         drop=drop if below is None else None,
-        min_labels=sec.integer("min_labels", 100, minimum=1),
+        min_labels=sec.integer("min_labels", DEFAULT_MIN_LABELS, minimum=1),
         consecutive=sec.integer("consecutive", 1, minimum=1),
     )
 
@@ -275,7 +277,7 @@ def _training_data(top: Section) -> TrainingData | None:
     if ho is not None:
         holdout = Holdout(
             fraction=ho.number("fraction", 0.2, above=0, below=1),
-            split=ho.text("split", "time", choices=HOLDOUT_SPLITS),
+            split=ho.text("split", "random", choices=HOLDOUT_SPLITS),
             seed=ho.integer("seed", 0),
         )
     return TrainingData(dataset=dataset, feedback=feedback, holdout=holdout)

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from ctloop.pipelines.definition import Pipeline
 
 __all__ = [
+    "DEFAULT_DROP",
+    "DEFAULT_MIN_LABELS",
     "DURING_CANARY",
     "ESTIMATED_METRICS",
     "DriftTrigger",
@@ -71,7 +73,13 @@ ESTIMATED_METRICS = ("accuracy", "f1", "roc_auc")
 #: methods of :mod:`ctloop.monitoring.detectors` (a test pins it).
 DIVERGENCE_METHODS = ("hellinger", "jensenshannon", "psi")
 PERFORMANCE_SOURCES = ("realised", "estimated")
-HOLDOUT_SPLITS = ("time", "random")
+HOLDOUT_SPLITS = ("random", "time")
+#: The performance trigger's defaults: realised accuracy more than 0.02 below the
+#: champion's, on windows of at least 500 labels (the standard error of an accuracy near
+#: 0.8 on 500 labels is 0.018). ``bench/loop.py`` measured them against a schedule and an
+#: oracle (docs/benchmarks.md, "Loop quality").
+DEFAULT_DROP = 0.02
+DEFAULT_MIN_LABELS = 500
 
 
 def format_duration(span: timedelta) -> str:
@@ -119,8 +127,9 @@ class PerformanceTrigger:
 
     Attributes:
         metric: a metric where higher is better (``accuracy``, ``f1``, ``roc_auc`` …).
-        source: ``realised`` (on predictions joined with feedback labels) or
-            ``estimated`` (without labels; only :data:`ESTIMATED_METRICS`).
+        source: ``realised`` (the default: predictions joined with feedback labels) or
+            ``estimated`` (without labels; only :data:`ESTIMATED_METRICS`). An estimate
+            follows covariate shift only: a concept or prior drift leaves it unchanged.
         below: fire when the metric is below this absolute value.
         drop: fire when the metric is more than this much (in the metric's units) below
             the champion's value on the monitor's reference data. Exactly one of ``below``
@@ -130,10 +139,10 @@ class PerformanceTrigger:
     """
 
     metric: str = "accuracy"
-    source: str = "estimated"
+    source: str = "realised"
     below: float | None = None
-    drop: float | None = 0.05
-    min_labels: int = 100
+    drop: float | None = DEFAULT_DROP
+    min_labels: int = DEFAULT_MIN_LABELS
     consecutive: int = 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -251,12 +260,14 @@ class Holdout:
 
     Attributes:
         fraction: the share of rows held out, in (0, 1).
-        split: ``time`` (the newest rows) or ``random``.
+        split: ``random`` (the default: old and new rows alike, so a retrain after a drift
+            learns from the drifted rows too) or ``time`` (the newest rows, which then
+            never reach training).
         seed: the random split's seed.
     """
 
     fraction: float = 0.2
-    split: str = "time"
+    split: str = "random"
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:

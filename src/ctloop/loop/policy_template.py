@@ -27,10 +27,11 @@ triggers:                           # at least one; each may be left out (off)
     consecutive: 2                  #   ... in this many windows in a row
   performance:                      # the live model's metric falls too low
     metric: accuracy                #   higher is better: accuracy, f1, roc_auc, ...
-    source: estimated               #   estimated (no labels: accuracy, f1, roc_auc) or realised
-    drop: 0.05                      #   more than this below the champion's reference value
+    source: realised                #   realised (feedback labels) or estimated (no labels:
+                                    #   accuracy, f1, roc_auc; blind to concept drift)
+    drop: 0.02                      #   more than this below the champion's reference value
     # below: 0.80                   #   ... or below this absolute value (one of drop/below)
-    # min_labels: 100               #   realised only: labelled rows a window needs
+    min_labels: 500                 #   realised only: labelled rows a window needs
     consecutive: 1
   # schedule: {every: 7d}           # or {cron: "0 3 * * MON"} (UTC; quote it)
   # new_data: {dataset: churn}      # a new version of this dataset was added
@@ -39,7 +40,7 @@ triggers:                           # at least one; each may be left out (off)
 training_data:
   dataset: $dataset                 # a dataset version: NAME@latest or NAME@N
   # feedback: {window: 30d, min_labels: 100}   # logged predictions joined with labels
-  holdout: {fraction: 0.2, split: time, seed: 0}   # split: time (newest rows) or random
+  holdout: {fraction: 0.2, split: random, seed: 0}  # split: random or time (newest rows)
 
 pipeline:
   target: $pipeline                 # module:attribute or path/to/file.py:attribute
