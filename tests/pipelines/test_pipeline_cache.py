@@ -140,3 +140,30 @@ def test_changing_a_helper_the_step_calls_invalidates_the_cache(
     changed = project.project.run(executor="inline", client=sqlite_client)
     assert not changed.steps[0].cache_hit
     assert changed.output("compute") == 101
+
+
+def test_on_cache_hit_runs_for_the_new_run_when_the_outputs_are_reused(client: Any) -> None:
+    from ctloop import pipeline, step
+    from ctloop.errors import InvalidInput
+
+    calls: list[tuple[dict[str, Any], str | None]] = []
+
+    def again(params: dict[str, Any], client_: Any, tracking_run_id: str | None) -> None:
+        assert client_ is client
+        calls.append((params, tracking_run_id))
+
+    @step(on_cache_hit=again)
+    def source(n: int = 3) -> list[int]:
+        return list(range(n))
+
+    @pipeline(name="hooked", experiment="hooked")
+    def hooked(n: int = 3) -> None:
+        source(n=n)
+
+    first = hooked.run(executor="inline", client=client, echo=False)
+    assert calls == []  # it ran: nothing to repeat
+    second = hooked.run(executor="inline", client=client, echo=False)
+    assert second.step("source").status is StepStatus.CACHED
+    assert calls == [({"n": 3}, second.run_id)] and second.run_id != first.run_id
+    with pytest.raises(InvalidInput, match="on_cache_hit must be a function, not 3"):
+        step(on_cache_hit=3)  # type: ignore[arg-type]

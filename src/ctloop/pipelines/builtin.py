@@ -36,7 +36,13 @@ def _dataset_now(params: dict[str, Any], client: Any) -> str:
     return str(client.datasets.resolve(params["ref"]).digest)
 
 
-@step(cache_extra=_dataset_now)
+def _log_input(params: dict[str, Any], client: Any, tracking_run_id: str | None) -> None:
+    """The version the reference names is an input of this pipeline run too, cached or not."""
+    if tracking_run_id is not None:
+        client.runs.log_input(tracking_run_id, client.datasets.resolve(params["ref"]), "training")
+
+
+@step(cache_extra=_dataset_now, on_cache_hit=_log_input)
 def load_dataset(ref: str) -> pd.DataFrame:
     """The data of dataset version ``ref`` (``NAME@VERSION`` or ``NAME@latest``).
 

@@ -273,6 +273,9 @@ class _Driver:
                 self.looked_up.add(name)
                 hit = self.client.pipelines.find_cached(key)
                 if hit is not None:
+                    hook = node.step.options.on_cache_hit
+                    if hook is not None:
+                        hook(dict(node.params), self.client, self.tracking_run_id)
                     self.outputs[name] = dict(hit.outputs)
                     t = now_ms()
                     self._set(

@@ -41,6 +41,10 @@ class StepOptions:
         cache_extra: ``f(params, client) -> JSON`` computed before each run; its value
             joins the cache key. For what the step reads from outside its inputs: e.g. the
             version ``churn@latest`` resolves to now, or the current champion.
+        on_cache_hit: ``f(params, client, tracking_run_id)`` called when the step's outputs
+            come from the cache instead of a run: for the records the step writes as it
+            runs that the new pipeline run must carry too (e.g. ``load_dataset`` logs the
+            dataset version as an input of the run, the model's lineage).
     """
 
     cache: bool = True
@@ -50,6 +54,7 @@ class StepOptions:
     outputs: tuple[str, ...] | None = None
     name: str | None = None
     cache_extra: Callable[[dict[str, Any], Any], Any] | None = None
+    on_cache_hit: Callable[[dict[str, Any], Any, str | None], None] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.cache, bool):
@@ -74,6 +79,8 @@ class StepOptions:
                 )
         if self.cache_extra is not None and not callable(self.cache_extra):
             raise InvalidInput(f"cache_extra must be a function, not {self.cache_extra!r}")
+        if self.on_cache_hit is not None and not callable(self.on_cache_hit):
+            raise InvalidInput(f"on_cache_hit must be a function, not {self.on_cache_hit!r}")
 
 
 def _seconds(value: Any) -> bool:
@@ -252,6 +259,7 @@ def step(
     outputs: Sequence[str] | None = None,
     name: str | None = None,
     cache_extra: Callable[[dict[str, Any], Any], Any] | None = None,
+    on_cache_hit: Callable[[dict[str, Any], Any, str | None], None] | None = None,
 ) -> Callable[[Callable[..., Any]], Step]: ...
 
 
@@ -266,6 +274,7 @@ def step(
     outputs: Sequence[str] | None = None,
     name: str | None = None,
     cache_extra: Callable[[dict[str, Any], Any], Any] | None = None,
+    on_cache_hit: Callable[[dict[str, Any], Any, str | None], None] | None = None,
 ) -> Step | Callable[[Callable[..., Any]], Step]:
     """Make a function a pipeline step: ``@step`` or ``@step(cache=False, retries=2, …)``.
 
@@ -283,6 +292,7 @@ def step(
         outputs=_output_names(outputs),
         name=name,
         cache_extra=cache_extra,
+        on_cache_hit=on_cache_hit,
     )
     if fn is not None:
         return Step(fn, options)
