@@ -55,9 +55,7 @@ def test_the_churn_template_trains_gates_registers_and_caches(
     assert set(statuses(second).values()) == {"CACHED"}
     assert len(client.models.versions("churn")) == 1  # a cached register registers nothing
     # a cached load still records its data as an input of the new run (on_cache_hit)
-    assert [(i.dataset, i.version) for i in client.runs.get(second.run_id).inputs] == [
-        ("churn", 1)
-    ]
+    assert [(i.dataset, i.version) for i in client.runs.get(second.run_id).inputs] == [("churn", 1)]
 
     # a new version of the data: what reads it runs again, the reference suite does not
     add_churn(client, tmp_path, 2000)
