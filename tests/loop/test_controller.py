@@ -112,7 +112,12 @@ guards: {{cooldown: 1h}}
 @pytest.fixture
 def world(sqlite_client: Any, tmp_path: Path) -> dict[str, Any]:
     """Dataset tiny@1, champion tiny/1 behind deployment ``api``, dataset tiny@2 to retrain on."""
-    client = sqlite_client
+    return make_world(sqlite_client, tmp_path)
+
+
+def make_world(client: Any, tmp_path: Path, log_root: str | None = None) -> dict[str, Any]:
+    """The world of :func:`world` on ``client``; ``log_root``: where the prediction log is
+    read (over HTTP, the server's artifact root)."""
     for seed in (1, 2):
         path = tmp_path / f"tiny{seed}.parquet"
         frame(seed).to_parquet(path, index=False)
@@ -126,7 +131,7 @@ def world(sqlite_client: Any, tmp_path: Path) -> dict[str, Any]:
     client.models.register(run.id, "model", name="tiny")
     client.models.set_alias("tiny", "champion", 1, reason="first model")
     client.deployments.create("api", "tiny@champion")
-    return {"client": client, "clock": Clock()}
+    return {"client": client, "clock": Clock(), "log_root": log_root}
 
 
 def controller(world: dict[str, Any], text: str | None = None, **kw: Any) -> Controller:
@@ -552,10 +557,12 @@ ALLOWED_SPLITS = (
 )
 
 
-def serve_now(client: Any, n: int = 10) -> None:
-    """Log ``n`` rows per route of the deployment as it is now, stamped now."""
+def serve_now(client: Any, *, canary_errors: bool = False, n: int = 10) -> None:
+    """Log ``n`` rows per route of the deployment as it is now, stamped now; the canary's
+    rows are all errors when ``canary_errors``."""
     rows = []
     for route in client.deployments.get("api").routes:
+        failed = canary_errors and route.variant == "canary"
         for _ in range(n):
             rows.append(
                 {
@@ -564,9 +571,9 @@ def serve_now(client: Any, n: int = 10) -> None:
                     "deployment": "api",
                     "model_version": str(route.version),
                     "variant": route.variant,
-                    "prediction": 1,
+                    "prediction": None if failed else 1,
                     "latency_ms": 2.0,
-                    "status": "ok",
+                    "status": "error: boom" if failed else "ok",
                 }
             )
     with PayloadLog(client.settings.artifacts_root(), "api", "predictions", replica="t") as log:

@@ -21,9 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from test_controller import (  # noqa: F401  (world is a fixture)
     FEATURES,
     cli_policy,
     frame,
+    serve_now,
     world,
 )
 
@@ -41,7 +40,6 @@ from ctloop.loop.entities import LoopStateName
 from ctloop.loop.policy import parse_policy
 from ctloop.loop.training import INTENT_TAG
 from ctloop.loop.triggers import request_manual
-from ctloop.serving.payload_log import PayloadLog
 
 S = LoopStateName
 KILLPOINT = str(Path(__file__).with_name("_killpoint.py"))
@@ -140,29 +138,6 @@ ONE_STEP = {
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def serve_now(client: Any, *, canary_errors: bool, n: int = 10) -> None:
-    """Log ``n`` rows per route of the deployment as it is now, stamped now; the canary's
-    rows are all errors when ``canary_errors``."""
-    rows = []
-    for route in client.deployments.get("api").routes:
-        failed = canary_errors and route.variant == "canary"
-        for _ in range(n):
-            rows.append(
-                {
-                    "prediction_id": uuid.uuid4().hex,
-                    "timestamp": datetime.now(UTC),
-                    "deployment": "api",
-                    "model_version": str(route.version),
-                    "variant": route.variant,
-                    "prediction": None if failed else 1,
-                    "latency_ms": 2.0,
-                    "status": "error: boom" if failed else "ok",
-                }
-            )
-    with PayloadLog(client.settings.artifacts_root(), "api", "predictions", replica="t") as log:
-        log.append(rows)
 
 
 def routes(client: Any) -> set[tuple[int, int, str]]:
