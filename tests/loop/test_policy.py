@@ -233,6 +233,8 @@ def test_pipeline_as_a_file_path() -> None:
 def test_default_template_parses_to_the_demo_defaults() -> None:
     text = default_policy_yaml("churn", "churn@latest", "examples.churn.pipeline:churn_pipeline")
     assert text.count("#") > 20  # commented for a user to start from
+    filled = [line for line in text.splitlines() if line.startswith(("model:", "  dataset:"))]
+    assert [line.index(" # ") for line in filled] == [35, 35]  # in the comments' column
     p = parse_policy(text)
     assert p.deployment == "churn"
     assert p.triggers.drift == DriftTrigger()

@@ -11,7 +11,23 @@ def default_policy_yaml(
     """A commented policy to start from, with the documented defaults written out."""
     from string import Template
 
-    return Template(_TEMPLATE).substitute(deployment=deployment, dataset=dataset, pipeline=pipeline)
+    lines = []
+    for line, filled in zip(
+        _TEMPLATE.splitlines(),
+        Template(_TEMPLATE)
+        .substitute(deployment=deployment, dataset=dataset, pipeline=pipeline)
+        .splitlines(),
+        strict=True,
+    ):
+        code, sep, comment = filled.partition("  # ")
+        if "$" in line and sep and code.strip():  # keep the comments in their column
+            filled = f"{code.rstrip():<{_COMMENT_COLUMN - 1}} # {comment.lstrip()}"
+        lines.append(filled)
+    return "\n".join(lines) + "\n"
+
+
+#: Where the template's end-of-line comments start.
+_COMMENT_COLUMN = 36
 
 
 _TEMPLATE = """\
