@@ -27,11 +27,13 @@ report says the traffic drifted (the covariate drift injected at a known row). H
 4. the loop's timeline is printed; :attr:`LoopDemo.ok` says whether it went as above.
 
 **The simulated clock.** The controller takes the time from :class:`SimulatedClock`, real
-UTC time plus an offset the demo advances: :data:`ROUND` (the rollout's 5-minute interval)
-after every round of traffic, and the one-hour cooldown before path 3. The clock only paces
-the loop's decisions. The canary analysis reads the prediction-log rows logged since its
-split was set, by the servers' and the store's clocks, so a simulated clock ahead of real
-time still sees every row a step served.
+UTC time plus an offset the demo advances. The clock paces the loop's decisions, but the
+loop's events are stamped by the store's real clock, and the guards compare the two: a
+clock moved on by every round would let the one-hour cooldown pass within minutes. So the
+offset stays 0 while traffic flows, the rollout interval is a short real one (2 s), and the
+clock jumps once, by the cooldown, before path 3's retrain (which the cooldown holds until
+then). The canary analysis does not depend on it: it reads the log rows stamped since its
+step's split was set, whatever the controller's clock says.
 """
 
 from __future__ import annotations
@@ -66,8 +68,6 @@ FRESH_ROWS = 4000
 BATCH = 250
 MAX_ROUNDS = 30
 COOLDOWN = timedelta(hours=1)
-#: How far the simulated clock moves each round of traffic: the rollout's interval.
-ROUND = timedelta(minutes=5)
 
 #: The policy, as written to ``policy.yaml`` ($pipeline: the churn template's target).
 POLICY = """\
@@ -90,7 +90,7 @@ gate:                               # on the fresh data's holdout, against the c
 rollout:
   steps: [10, 50, 100]              # % of traffic to the candidate
   min_requests: 100                 # canary requests a step serves before it is judged
-  interval: 5m                      # simulated: each round of the demo is 5 minutes
+  interval: 2s                      # real seconds: see the docstring of ctloop/demo_loop.py
   failed_checks_limit: 2
   checks:
     error_rate: {max_increase: 0.02}
@@ -139,6 +139,7 @@ class LoopDemo:
     rejected_reasons: dict[int, str] = field(default_factory=dict)  # version -> its tag
     versions_before_path_3: int = 0
     versions_after: int = 0
+    cooldown_held: bool = False  # path 3's retrain waited for the cooldown
     events: list[LoopEvent] = field(default_factory=list)  # every loop event, oldest first
     reports: list[str] = field(default_factory=list)  # HTML pages of the monitor's reports
     sent: int = 0
@@ -151,8 +152,9 @@ class LoopDemo:
 
     @property
     def ok(self) -> bool:
-        """Path 1 promoted, path 2 rolled back by its canary, path 3 stopped by the gate,
-        and the promoted version serves all traffic as the champion."""
+        """Path 1 promoted, path 2 rolled back by its canary, path 3 held by the cooldown
+        then stopped by the gate, and the promoted version serves all traffic as the
+        champion."""
         return (
             self.kinds() == [*PATH_1, *PATH_2, *PATH_3]
             and self.promoted is not None
@@ -160,6 +162,7 @@ class LoopDemo:
             and self.traffic == {self.promoted: 100}
             and self.forced in self.rejected_reasons
             and self.versions_after == self.versions_before_path_3
+            and self.cooldown_held
             and self.failed == 0
         )
 
@@ -301,6 +304,7 @@ def _path_3(
     state = client.loop.state(DEPLOYMENT)
     block = blocked_by_guards(controller.policy, now=clock(), events=events, state=state)
     say(f"guard      {block or 'nothing holds the retrain back'}")
+    result.cooldown_held = block is not None and not early
     clock.advance(COOLDOWN)
     say(
         f"clock      the simulated clock moves {COOLDOWN.total_seconds() / 3600:g}h on "
@@ -348,14 +352,11 @@ class _Traffic:
 
 
 def _drive(controller: Controller, traffic: _Traffic) -> LoopEvent | None:
-    """Rounds of traffic and one reconcile each, until a retrain ends; its last event. Each
-    round is :data:`ROUND` on the simulated clock."""
+    """Rounds of traffic and one reconcile each, until a retrain ends; its last event."""
     for _ in range(MAX_ROUNDS):
         traffic.round()
         events = controller.reconcile_once()
         traffic.converge()
-        if isinstance(controller.clock, SimulatedClock):
-            controller.clock.advance(ROUND)
         ended = [e for e in events if e.kind in _ENDS]
         if ended:
             return ended[-1]
