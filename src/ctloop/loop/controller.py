@@ -145,45 +145,12 @@ class Controller(TrainingSteps, RolloutActions):
         }.get(state.state, self._finished)
         return handler(state)
 
-    def renew_lease(self) -> None:
-        """Take or extend the lease (``Conflict`` when another controller holds it)."""
-        self.client.loop.acquire_lease(self.deployment, self.owner, self.lease_seconds)
-
     def release(self) -> None:
         """Give the lease back (safe when not held)."""
         try:
             self.client.loop.release_lease(self.deployment, self.owner)
         except CtloopError as exc:  # on the way out: never mask the reason we stop
             log.warning("%s: could not release the lease: %s", self.deployment, exc)
-
-    def _move(
-        self,
-        state: LoopState,
-        to: LoopStateName,
-        *,
-        kind: str,
-        summary: str,
-        data: dict[str, Any],
-        step: int | None = None,
-        candidate: int | None = None,
-        evidence: dict[str, Any] | None = None,
-        links: dict[str, Any] | None = None,
-    ) -> LoopEvent:
-        _, event = self.client.loop.transition(
-            self.deployment,
-            expected_revision=state.revision,
-            to_state=to,
-            step=step,
-            candidate_version=candidate,
-            data=data,
-            kind=kind,
-            summary=summary,
-            evidence=evidence,
-            links=links,
-            owner=self.owner,
-        )
-        log.info("%s: %s → %s: %s", self.deployment, state.state, to, summary)
-        return event
 
     # --- STABLE -> TRIGGERED --------------------------------------------------------------
 

@@ -372,13 +372,6 @@ class TrainingSteps(ControllerPart):
     """The controller's TRIGGERED and TRAINING states (a part of
     :class:`~ctloop.loop.controller.Controller`, kept here beside what it calls)."""
 
-    owner: str
-    lease_seconds: float
-
-    if TYPE_CHECKING:
-
-        def renew_lease(self) -> None: ...
-
     # --- TRIGGERED -> TRAINING ------------------------------------------------------------
 
     def _triggered(self, state: LoopState) -> LoopEvent:
