@@ -45,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ctloop._internal.text import clip
 from ctloop.demo_monitoring import DRIFTED, _wait_logged
 from ctloop.demo_serving import DEPLOYMENT, ServingDemo, _send, _serve, _wait_for_revision
 
@@ -373,7 +374,7 @@ def _stable(client: Client, what: str, say: Say) -> bool:
 def _outcome(event: LoopEvent | None) -> str:
     if event is None:
         return f"NOT FINISHED after {MAX_ROUNDS} rounds"
-    return f"{event.to_state.value}: {_clip(event.summary, 200)}"
+    return f"{event.to_state.value}: {clip(event.summary, 200)}"
 
 
 def _regime(seed: int, rows: int) -> pd.DataFrame:
@@ -462,7 +463,7 @@ def _tell(client: Client, result: LoopDemo, say: Say) -> None:
             if e.from_state == e.to_state
             else f"{e.from_state.value} → {e.to_state.value}"
         )
-        when, summary = f"{e.created_at:%H:%M:%S}", _clip(e.summary, 140)
+        when, summary = f"{e.created_at:%H:%M:%S}", clip(e.summary, 140)
         say(f"  #{e.seq:<3} {when}  {change:<21} {e.kind:<16} {summary}")
     split = " ".join(f"{v}={w}%" for v, w in sorted(result.traffic.items()))
     say(
@@ -478,7 +479,3 @@ def _tell(client: Client, result: LoopDemo, say: Say) -> None:
     if shown is not None:
         say(f"  ctloop --store {folder} loop explain {shown.id}")
     say(f"  ctloop --store {folder} loop run {DEPLOYMENT} --policy {result.policy_path}")
-
-
-def _clip(text: str, size: int) -> str:
-    return text if len(text) <= size else text[: size - 1] + "…"

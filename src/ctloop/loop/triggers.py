@@ -42,13 +42,14 @@ manual requests and scheduled times named in those links are spent.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ctloop._internal.text import clip
 from ctloop.errors import NotFound
+from ctloop.loop._look import Look, TriggerDecision
+from ctloop.loop._report_triggers import drift, performance
 from ctloop.loop.entities import LoopEvent
 from ctloop.loop.events import (
     EVENT_MANUAL_TRIGGER,
@@ -57,24 +58,17 @@ from ctloop.loop.events import (
     RETRAIN_ENDED,
     SPENDING,
 )
-from ctloop.loop.guards import IN_FLIGHT, GuardBlock, blocked_by_guards
-from ctloop.loop.guards import newest as _newest
-from ctloop.loop.guards import utc as _utc
-from ctloop.loop.guards import when as _when
+from ctloop.loop.guards import IN_FLIGHT, GuardBlock, blocked_by_guards, newest, utc, when
 from ctloop.loop.manual import request_manual
 from ctloop.loop.policy import format_duration
 
 if TYPE_CHECKING:
     from ctloop.client import Client
     from ctloop.loop.policy import (
-        DriftTrigger,
         NewDataTrigger,
-        PerformanceTrigger,
         Policy,
         ScheduleTrigger,
     )
-    from ctloop.monitoring.entities import ReportSummary
-    from ctloop.registry.entities import Lineage
 
 __all__ = [
     "IN_FLIGHT",
@@ -97,26 +91,7 @@ TRIGGER_ORDER = ("manual", "performance", "drift", "new_data", "schedule")
 TRIGGER_KINDS = tuple(dict.fromkeys((*SPENDING, *RETRAIN_ENDED, EVENT_MANUAL_TRIGGER)))
 
 
-_SHOWN_FEATURES = 5
 _MAX_REASON_IN_SUMMARY = 300
-
-
-@dataclass(frozen=True)
-class TriggerDecision:
-    """A trigger that fires now, and why.
-
-    Attributes:
-        kind: ``manual``, ``performance``, ``drift``, ``new_data`` or ``schedule``.
-        summary: one sentence for ``ctloop loop history``, naming values and thresholds.
-        evidence: the numbers behind it, with the thresholds (JSON).
-        links: what it spends (JSON): ``report_ids``, ``dataset`` (``NAME@N``),
-            ``manual_event_id`` or ``schedule_due`` (ISO 8601).
-    """
-
-    kind: str
-    summary: str
-    evidence: dict[str, Any] = field(default_factory=dict, hash=False)
-    links: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 # --- evaluating the triggers ------------------------------------------------------------------
@@ -143,12 +118,12 @@ def evaluate_triggers(
     Raises:
         NotFound: an unknown deployment.
     """
-    look = _Look(client, deployment, policy, _utc(now), sorted(events, key=lambda e: e.seq))
+    look = Look(client, deployment, policy, utc(now), sorted(events, key=lambda e: e.seq))
     triggers = policy.triggers
     found = [
         _manual(look) if triggers.manual else None,
-        _performance(look, triggers.performance) if triggers.performance else None,
-        _drift(look, triggers.drift) if triggers.drift else None,
+        performance(look, triggers.performance) if triggers.performance else None,
+        drift(look, triggers.drift) if triggers.drift else None,
         _new_data(look, triggers.new_data) if triggers.new_data else None,
         _schedule(look, triggers.schedule) if triggers.schedule else None,
     ]
@@ -191,65 +166,11 @@ def trigger_events(client: Client, deployment: str) -> list[LoopEvent]:
         after = batch[-1].seq
 
 
-# --- what one evaluation reads ----------------------------------------------------------------
-
-
-class _Look:
-    """One evaluation's view of the store: the inputs, and what it read once."""
-
-    def __init__(
-        self,
-        client: Client,
-        deployment: str,
-        policy: Policy,
-        now: datetime,
-        events: list[LoopEvent],
-    ) -> None:
-        self.client, self.deployment, self.policy = client, deployment, policy
-        self.now, self.events = now, events
-        self._champion: tuple[Lineage | None, str] | None = None
-
-    @property
-    def model(self) -> str:
-        return self.policy.model or self.client.deployments.get(self.deployment).model
-
-    def champion(self) -> tuple[Lineage | None, str]:
-        """The lineage of ``MODEL@champion`` (None when there is none), and that ref."""
-        if self._champion is None:
-            ref = f"{self.model}@champion"
-            try:
-                self._champion = (self.client.models.lineage(ref), ref)
-            except NotFound:
-                self._champion = (None, ref)
-        return self._champion
-
-    def spent(self, key: str) -> list[Any]:
-        """The values of ``links[key]`` of the spending events, oldest first."""
-        return [e.links[key] for e in self.events if e.kind in SPENDING and key in e.links]
-
-    def fresh_reports(self, count: int) -> list[ReportSummary]:
-        """The newest ``count`` reports built after the last retrain ended, newest first,
-        stopping at the first one a trigger spent (fewer than ``count``: not enough)."""
-        ended = _newest(self.events, RETRAIN_ENDED)
-        cutoff = None if ended is None else ended.created_at
-        spent = {r for ids in self.spent("report_ids") for r in ids}
-        # a few more than needed: `since` includes reports built in the cutoff's millisecond
-        reports = self.client.monitors.reports(self.deployment, limit=count + 10, since=cutoff)
-        out: list[ReportSummary] = []
-        for summary in reports:
-            if cutoff is not None and summary.created_at <= cutoff:
-                continue
-            if summary.id in spent or len(out) == count:
-                break
-            out.append(summary)
-        return out
-
-
 # --- the triggers -----------------------------------------------------------------------------
 
 
-def _manual(look: _Look) -> TriggerDecision | None:
-    request = _newest(look.events, (EVENT_MANUAL_TRIGGER,))
+def _manual(look: Look) -> TriggerDecision | None:
+    request = newest(look.events, (EVENT_MANUAL_TRIGGER,))
     if request is None or any(e.kind in SPENDING and e.seq > request.seq for e in look.events):
         return None
     who = str(request.evidence.get("requested_by") or request.actor)
@@ -257,8 +178,8 @@ def _manual(look: _Look) -> TriggerDecision | None:
     return TriggerDecision(
         kind="manual",
         summary=(
-            f"manual retrain requested by {who} at {_when(request.created_at)}: "
-            f"{_clip(reason, _MAX_REASON_IN_SUMMARY)}"
+            f"manual retrain requested by {who} at {when(request.created_at)}: "
+            f"{clip(reason, _MAX_REASON_IN_SUMMARY)}"
         ),
         evidence={
             "requested_by": who,
@@ -269,179 +190,7 @@ def _manual(look: _Look) -> TriggerDecision | None:
     )
 
 
-def _drift(look: _Look, trigger: DriftTrigger) -> TriggerDecision | None:
-    run = look.fresh_reports(trigger.consecutive)
-    if len(run) < trigger.consecutive:
-        return None
-    rows: list[dict[str, Any]] = []
-    for report in run:
-        share = report.drift_share
-        by_share = trigger.share is not None and share is not None and share >= trigger.share
-        watched = [f for f in report.drifted_features if f in trigger.features]
-        if not (by_share or watched):
-            return None
-        rows.append(
-            {
-                "id": report.id,
-                "created_at": report.created_at.isoformat(),
-                "drift_share": share,
-                "drifted_features": list(report.drifted_features),
-                "by_share": by_share,
-                "watched_drifted": watched,
-            }
-        )
-    drifted = _features(run[0].drifted_features)
-    if all(r["by_share"] for r in rows):
-        assert trigger.share is not None
-        shares = ", ".join(_fmt(r["drift_share"], trigger.share) for r in rows)
-        summary = (
-            f"dataset drift share {shares} >= {_fmt(trigger.share)} in {_where(run)}; "
-            f"drifted: {drifted}"
-        )
-    else:
-        clauses = ", ".join(f"{_short(r['id'])} {_drift_clause(r, trigger)}" for r in rows)
-        place = "the newest report" if len(run) == 1 else f"{len(run)} consecutive reports"
-        summary = f"drift in {place} ({clauses}); drifted: {drifted}"
-    return TriggerDecision(
-        kind="drift",
-        summary=summary,
-        evidence={
-            "share": trigger.share,
-            "features": list(trigger.features),
-            "consecutive": trigger.consecutive,
-            "reports": rows,
-        },
-        links={"report_ids": [r.id for r in run]},
-    )
-
-
-def _drift_clause(row: dict[str, Any], trigger: DriftTrigger) -> str:
-    if row["by_share"]:
-        assert trigger.share is not None
-        return f"share {_fmt(row['drift_share'], trigger.share)} >= {_fmt(trigger.share)}"
-    return f"watched {', '.join(row['watched_drifted'])} drifted"
-
-
-def _performance(look: _Look, trigger: PerformanceTrigger) -> TriggerDecision | None:
-    run = look.fresh_reports(trigger.consecutive)
-    if len(run) < trigger.consecutive:
-        return None
-    metric, realised = trigger.metric, trigger.source == "realised"
-    champion_value: float | None = None
-    champion_ref = None
-    if realised and trigger.drop is not None:
-        lineage, _ = look.champion()
-        if lineage is None:
-            return None
-        champion_ref = lineage.version.ref
-        champion_value = _finite(lineage.version.metrics.get(metric))
-        if champion_value is None:
-            return None
-    rows: list[dict[str, Any]] = []
-    for summary in run:
-        report = look.client.monitors.report(summary.id)
-        if realised:
-            row = _realised_window(report.realised_performance, metric, trigger.min_labels)
-            if row is not None:
-                row["reference"] = champion_value
-        else:
-            row = _estimated_window(report.estimated_performance, metric)
-        if row is None:
-            return None
-        value, reference = row["value"], row["reference"]
-        if trigger.below is not None:
-            low = value < trigger.below
-        else:
-            assert trigger.drop is not None
-            low = reference is not None and reference - value > trigger.drop
-        if not low:
-            return None
-        rows.append({"id": summary.id, **row})
-    evidence: dict[str, Any] = {
-        "metric": metric,
-        "source": trigger.source,
-        "below": trigger.below,
-        "drop": trigger.drop,
-        "consecutive": trigger.consecutive,
-    }
-    if realised:
-        evidence["min_labels"] = trigger.min_labels
-    where = _where(run)
-    if trigger.below is not None:
-        values = ", ".join(_fmt(r["value"], trigger.below) for r in rows)
-        summary_text = f"{trigger.source} {metric} {values} < {_fmt(trigger.below)} in {where}"
-        evidence["compared_with"] = f"the absolute threshold {trigger.below}"
-    else:
-        assert trigger.drop is not None
-        drop = trigger.drop
-        values = ", ".join(_fmt(r["value"], r["reference"] - drop) for r in rows)
-        if realised:
-            assert champion_value is not None
-            against = f"the champion {champion_ref}'s {_fmt(champion_value)} at training"
-            evidence["compared_with"] = (
-                f"the {metric} logged by the training run of the champion {champion_ref}"
-            )
-            evidence["champion"] = champion_ref
-            evidence["champion_value"] = champion_value
-        else:
-            refs = list(dict.fromkeys(_fmt(r["reference"]) for r in rows))
-            against = f"its reference {', '.join(refs)}"
-            evidence["compared_with"] = (
-                "each estimate's reference: the champion's realised value on the monitor's "
-                "reference data"
-            )
-        summary_text = (
-            f"{trigger.source} {metric} {values} more than {_fmt(drop)} below {against} in {where}"
-        )
-    if realised:
-        summary_text += f"; labelled rows {', '.join(str(r['labelled']) for r in rows)}"
-    evidence["reports"] = rows
-    return TriggerDecision(
-        kind="performance",
-        summary=summary_text,
-        evidence=evidence,
-        links={"report_ids": [r.id for r in run]},
-    )
-
-
-def _realised_window(
-    windows: list[dict[str, Any]] | None, metric: str, min_labels: int
-) -> dict[str, Any] | None:
-    """The newest window with ``min_labels`` labelled rows and a value of ``metric``."""
-    for window in reversed(windows or []):
-        labelled = int(window.get("labelled") or 0)
-        value = _finite((window.get("metrics") or {}).get(metric))
-        if labelled >= min_labels and value is not None:
-            return {
-                "value": value,
-                "labelled": labelled,
-                "window_start": window.get("start"),
-                "window_end": window.get("end"),
-            }
-    return None
-
-
-def _estimated_window(windows: list[dict[str, Any]] | None, metric: str) -> dict[str, Any] | None:
-    """The newest estimate of ``metric``, with its band and reference."""
-    if not windows:
-        return None
-    window = windows[-1]
-    estimate = (window.get("metrics") or {}).get(metric) or {}
-    value = _finite(estimate.get("value"))
-    if value is None:
-        return None
-    return {
-        "value": value,
-        "reference": _finite(estimate.get("reference")),
-        "lower": _finite(estimate.get("lower")),
-        "upper": _finite(estimate.get("upper")),
-        "rows": window.get("rows"),
-        "window_start": window.get("start"),
-        "window_end": window.get("end"),
-    }
-
-
-def _new_data(look: _Look, trigger: NewDataTrigger) -> TriggerDecision | None:
+def _new_data(look: Look, trigger: NewDataTrigger) -> TriggerDecision | None:
     name = trigger.dataset
     try:
         latest_number = look.client.datasets.info(name).latest_version
@@ -488,7 +237,7 @@ def _new_data(look: _Look, trigger: NewDataTrigger) -> TriggerDecision | None:
     )
     return TriggerDecision(
         kind="new_data",
-        summary=f"new data: {latest.ref} was added {_when(latest.created_at)}; " + "; ".join(parts),
+        summary=f"new data: {latest.ref} was added {when(latest.created_at)}; " + "; ".join(parts),
         evidence={
             "dataset": name,
             "latest": latest_number,
@@ -514,7 +263,7 @@ def _version_of(value: Any, name: str) -> int | None:
     return None
 
 
-def _schedule(look: _Look, trigger: ScheduleTrigger) -> TriggerDecision | None:
+def _schedule(look: Look, trigger: ScheduleTrigger) -> TriggerDecision | None:
     anchor: datetime | None = None
     since = ""
     for event in reversed(look.events):
@@ -535,7 +284,7 @@ def _schedule(look: _Look, trigger: ScheduleTrigger) -> TriggerDecision | None:
         except NotFound:
             return None  # no policy stored: nothing to count from
         since = "the policy was set"
-    due = _utc(trigger.next_fire(anchor))
+    due = utc(trigger.next_fire(anchor))
     if due > look.now:
         return None
     if trigger.cron is not None:
@@ -548,7 +297,7 @@ def _schedule(look: _Look, trigger: ScheduleTrigger) -> TriggerDecision | None:
         )
     return TriggerDecision(
         kind="schedule",
-        summary=f"schedule {spec}: due {_when(due)}, {gap} {since} {_when(anchor)}",
+        summary=f"schedule {spec}: due {when(due)}, {gap} {since} {when(anchor)}",
         evidence={
             "every": None if trigger.every is None else format_duration(trigger.every),
             "cron": trigger.cron,
@@ -559,46 +308,3 @@ def _schedule(look: _Look, trigger: ScheduleTrigger) -> TriggerDecision | None:
         },
         links={"schedule_due": due.isoformat()},
     )
-
-
-# --- helpers ----------------------------------------------------------------------------------
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _fmt(value: float, near: float | None = None) -> str:
-    """Two decimals, or as many more as it takes to tell ``value`` from ``near``."""
-    text = f"{value:.2f}"
-    if near is None or value == near:
-        return text
-    for digits in range(3, 7):
-        if text != f"{near:.{digits - 1}f}":
-            break
-        text = f"{value:.{digits}f}"
-    return text
-
-
-def _short(report_id: str) -> str:
-    return f"{report_id[:8]}…"
-
-
-def _where(run: Sequence[ReportSummary]) -> str:
-    ids = ", ".join(_short(r.id) for r in run)
-    if len(run) == 1:
-        return f"the newest report ({ids})"
-    return f"{len(run)} consecutive reports ({ids})"
-
-
-def _features(names: Sequence[str]) -> str:
-    if not names:
-        return "none"
-    shown = ", ".join(names[:_SHOWN_FEATURES])
-    return shown if len(names) <= _SHOWN_FEATURES else f"{shown} … ({len(names)} in all)"
-
-
-def _clip(text: str, size: int) -> str:
-    return text if len(text) <= size else text[: size - 1] + "…"
