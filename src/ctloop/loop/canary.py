@@ -136,16 +136,6 @@ def _latency(canary: pd.DataFrame, below_ms: float) -> CheckOutcome:
     )
 
 
-def _divergence(method: str, ref: Any, cur: Any) -> float:
-    from ctloop.monitoring import stats
-
-    if method == "psi":
-        return stats.psi(ref, cur)
-    if method == "hellinger":
-        return stats.hellinger(ref, cur)
-    return stats.js_distance(ref, cur)
-
-
 def _prediction_drift(
     champion: pd.DataFrame, canary: pd.DataFrame, method: str, threshold: float
 ) -> CheckOutcome:
@@ -166,7 +156,7 @@ def _prediction_drift(
             ref.astype(str).to_numpy(), cur.astype(str).to_numpy()
         )
         what = "classes"
-    value = _divergence(method, ref_counts, cur_counts)
+    value = stats.DISTANCES[method](ref_counts, cur_counts)
     status = PASSED if math.isnan(value) or value <= threshold else FAILED
     sign = "≤" if status == PASSED else ">"
     return CheckOutcome(

@@ -103,13 +103,6 @@ HISTOGRAM_METHODS = frozenset({"psi", "jensenshannon", "hellinger"})
 AUTO_MAX_SMALL = 1000
 """Up to this many usable reference values, ``auto`` picks a test; above, a distance."""
 
-_DISTANCES = {
-    "psi": stats.psi,
-    "jensenshannon": stats.js_distance,
-    "hellinger": stats.hellinger,
-    "linf": stats.linf,
-}
-
 
 def column_kind(values: pd.Series[Any]) -> str:
     """``numeric`` or ``categorical`` from a column's dtype.
@@ -345,7 +338,7 @@ class ColumnDriftDetector:
             counts = stats.histogram(values, self.edges_)
             if counts.sum() == 0:
                 return unscored("the current window has no values (all missing)", **shares)
-            score = float(_DISTANCES[method](self.reference_counts_, counts))
+            score = float(stats.DISTANCES[method](self.reference_counts_, counts))
         else:
             finite = values[np.isfinite(values)]
             if finite.size == 0:
@@ -390,7 +383,7 @@ class ColumnDriftDetector:
             )
             score = abs(z)
         else:
-            score = float(_DISTANCES[method](ref, cur))
+            score = float(stats.DISTANCES[method](ref, cur))
         note = None
         if new:
             shown = ", ".join(repr(k) for k in new[:5]) + (", …" if len(new) > 5 else "")

@@ -148,13 +148,7 @@ def _score_counts(
     if method == "ztest":
         z, p = stats.two_proportion_z(int(r[0]), int(r.sum()), int(c[0]), int(c.sum()))
         return abs(z), p, None
-    distance = {
-        "psi": stats.psi,
-        "jensenshannon": stats.js_distance,
-        "hellinger": stats.hellinger,
-        "linf": stats.linf,
-    }[method]
-    return distance(r, c), None, None
+    return stats.DISTANCES[method](r, c), None, None
 
 
 def _column_drift(

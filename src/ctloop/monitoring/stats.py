@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,7 @@ from scipy import stats as sps
 from ctloop.errors import InvalidInput
 
 __all__ = [
+    "DISTANCES",
     "EPSILON",
     "category_counts",
     "chi2_test",
@@ -166,6 +167,15 @@ def linf(ref: npt.ArrayLike, cur: npt.ArrayLike) -> float:
         return math.nan
     p, q = pq
     return float(np.max(np.abs(p - q))) if p.size else 0.0
+
+
+DISTANCES: dict[str, Callable[[npt.ArrayLike, npt.ArrayLike], float]] = {
+    "psi": psi,
+    "jensenshannon": js_distance,
+    "hellinger": hellinger,
+    "linf": linf,
+}
+"""The distances on counts over the same bins or categories, by the detectors' method names."""
 
 
 def chi2_test(ref: npt.ArrayLike, cur: npt.ArrayLike) -> tuple[float, float]:
