@@ -259,35 +259,29 @@ class Controller(TrainingSteps, RolloutActions):
         analysis = self._analyse(state, champ, cand, rollout.min_requests)
         evidence = analysis.to_dict()
         data = {**state.data, "last_analysis_at": now.isoformat()}
+        summary = analysis.summary()
         if analysis.failed:
             failed = int(state.data.get("failed_checks", 0)) + 1
             limit = self.policy.rollout.failed_checks_limit
             if failed >= limit:
                 return self._roll_back(state, analysis, f"{failed}/{limit} analyses failed")
-            return self._move(
-                state,
-                S.CANARY,
-                kind=EVENT_ANALYSIS,
-                summary=f"{analysis.summary()} ({failed}/{limit} failed analyses)",
-                step=step,
-                candidate=cand,
-                data={**data, "failed_checks": failed},
-                evidence=evidence,
-            )
-        if not analysis.enough_requests:
-            return self._move(
-                state,
-                S.CANARY,
-                kind=EVENT_ANALYSIS,
-                summary=analysis.summary(),
-                step=step,
-                candidate=cand,
-                data=data,
-                evidence=evidence,
-            )
-        if step + 1 < len(steps):
-            return self._enter_step(state, step + 1, analysis.summary(), evidence)
-        return self._promote(state, analysis, analysis.summary())
+            summary = f"{summary} ({failed}/{limit} failed analyses)"
+            data["failed_checks"] = failed
+        elif analysis.enough_requests:
+            if step + 1 < len(steps):
+                return self._enter_step(state, step + 1, summary, evidence)
+            return self._promote(state, analysis, summary)
+        # failed below the limit, or too few requests yet: record the analysis and wait
+        return self._move(
+            state,
+            S.CANARY,
+            kind=EVENT_ANALYSIS,
+            summary=summary,
+            step=step,
+            candidate=cand,
+            data=data,
+            evidence=evidence,
+        )
 
     def _during_canary(self, state: LoopState) -> LoopEvent | None:
         """Triggers that fire during a canary under ``guards.during_canary``: ``defer``
