@@ -321,6 +321,10 @@ def test_events_filter_by_kind_seq_time_and_limit(loop: Any) -> None:
     made = [_move(loop, s, i, k)[1] for i, (s, k) in enumerate(zip(states, kinds, strict=True))]
     assert loop.loop.events("churn-api") == made
     assert loop.loop.events("churn-api", limit=2) == made[:2]
+    assert loop.loop.events("churn-api", limit=2, newest=True) == made[3:]  # still oldest first
+    assert loop.loop.events("churn-api", kinds=["trained", "triggered"], newest=True, limit=1) == [
+        made[2]
+    ]
     assert loop.loop.events("churn-api", after_seq=2) == made[2:]
     assert loop.loop.events("churn-api", after_seq=2, limit=1) == [made[2]]
     assert loop.loop.events("churn-api", after_seq=5) == []

@@ -116,18 +116,6 @@ def run(
     run_controllers(controllers, interval=seconds, once=once, on_events=_print_events)
 
 
-def _newest_events(client: Client, deployment: str, limit: int) -> list[LoopEvent]:
-    """The newest ``limit`` events, oldest first (the store pages from the oldest)."""
-    events: list[LoopEvent] = []
-    after: int | None = None
-    while True:
-        batch = client.loop.events(deployment, limit=1000, after_seq=after)
-        events = (events + batch)[-limit:]
-        if len(batch) < 1000:
-            return events
-        after = batch[-1].seq
-
-
 @app.command()
 def status(
     ctx: typer.Context,
@@ -137,7 +125,7 @@ def status(
     """Show where the loop of a deployment is: state, step, candidate, lease, last event."""
     client = client_from(ctx)
     state = client.loop.state(deployment)
-    newest = _newest_events(client, deployment, 1)
+    newest = client.loop.events(deployment, limit=1, newest=True)
     event = newest[-1] if newest else None
     if as_json:
         print_json({"state": state, "last_event": event})
@@ -167,9 +155,9 @@ def history(
 ) -> None:
     """Show the loop's changelog: when, which state change, and why."""
     client = client_from(ctx)
-    if limit < 1:
-        raise InvalidInput(f"--limit {limit} must be 1 or more")
-    events = _newest_events(client, deployment, limit)
+    if not 1 <= limit <= 10_000:
+        raise InvalidInput(f"--limit {limit} must be from 1 to 10,000")
+    events = client.loop.events(deployment, limit=limit, newest=True)
     if as_json:
         print_json(events)
         return

@@ -380,14 +380,17 @@ class LoopAPI:
         since: Moment = None,
         kinds: Sequence[str] | None = None,
         after_seq: int | None = None,
+        newest: bool = False,
     ) -> list[LoopEvent]:
         """The events of ``deployment``, oldest first (a changelog reads top-down).
 
         Args:
-            limit: at most this many (1 to 10,000): the first ones matching.
+            limit: at most this many (1 to 10,000): the first ones matching, or the last
+                ones with ``newest``.
             since: only those written at or after this moment.
             kinds: only those of these kinds.
             after_seq: only those after this ``seq`` (page on with the last one's seq).
+            newest: the newest ``limit`` matching events (still oldest first).
 
         Raises:
             NotFound: an unknown deployment.
@@ -402,6 +405,7 @@ class LoopAPI:
                 since=None if start is None else to_ms(start),
                 kinds=chosen,
                 after_seq=after,
+                newest=bool(newest),
             )
         return [event_from_row(r) for r in rows]
 

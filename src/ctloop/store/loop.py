@@ -336,8 +336,10 @@ def list_events(
     since: int | None = None,
     kinds: list[str] | None = None,
     after_seq: int | None = None,
+    newest: bool = False,
 ) -> list[Row]:
-    """The events of a deployment, oldest first (by ``seq``), at most ``limit``.
+    """The events of a deployment, oldest first (by ``seq``), at most ``limit``: the first
+    ones matching, or the last ones with ``newest``.
 
     Only those written at or after ``since`` (ms), of one of ``kinds``, and after
     ``after_seq``, for each filter given.
@@ -349,6 +351,9 @@ def list_events(
         stmt = stmt.where(loop_events.c.kind.in_(kinds))
     if after_seq is not None:
         stmt = stmt.where(loop_events.c.seq > after_seq)
+    if newest:
+        stmt = stmt.order_by(loop_events.c.seq.desc()).limit(limit)
+        return [dict(r) for r in conn.execute(stmt).mappings()][::-1]
     stmt = stmt.order_by(loop_events.c.seq).limit(limit)
     return [dict(r) for r in conn.execute(stmt).mappings()]
 

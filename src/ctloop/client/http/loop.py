@@ -148,6 +148,7 @@ class HttpLoopAPI:
         since: Moment = None,
         kinds: Sequence[str] | None = None,
         after_seq: int | None = None,
+        newest: bool = False,
     ) -> list[LoopEvent]:
         """The events of ``deployment``, oldest first."""
         path = _path(deployment, "events")
@@ -159,6 +160,8 @@ class HttpLoopAPI:
             params["kind"] = chosen
         if after is not None:
             params["after_seq"] = after
+        if newest:
+            params["newest"] = "true"
         return [LoopEvent.from_dict(e) for e in self._ctx.request("GET", path, params=params)]
 
     def event(self, event_id: str) -> LoopEvent:

@@ -178,10 +178,11 @@ def list_events(
     since: str | None = Query(None, description="only those written at or after (ISO 8601)"),
     kind: list[str] | None = Query(None, description="only those of these kinds"),
     after_seq: int | None = Query(None, description="only those after this seq"),
+    newest: bool = Query(False, description="the newest `limit` matching (still oldest first)"),
 ) -> JSONResponse:
     """The events of a deployment, oldest first."""
     found = client.loop.events(
-        deployment, limit=limit, since=since, kinds=kind, after_seq=after_seq
+        deployment, limit=limit, since=since, kinds=kind, after_seq=after_seq, newest=newest
     )
     return _json([e.to_dict() for e in found])
 
