@@ -502,6 +502,26 @@ def cli_policy(tmp_path: Path, **extra: str) -> Path:
     return path
 
 
+def test_controller_for_stores_the_file_or_reads_the_stored_policy(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    from ctloop.errors import InvalidInput, NotFound
+    from ctloop.loop.controller import controller_for
+
+    client = world["client"]
+    with pytest.raises(NotFound):
+        controller_for(client, "api")  # nothing stored yet
+    path = cli_policy(tmp_path)
+    first = controller_for(client, "api", path, lease_seconds=5)
+    assert client.loop.get_policy("api").source == path.read_text()
+    assert controller_for(client, "api").policy == first.policy  # the stored one
+    assert first.lease_seconds == 5
+    other = tmp_path / "other.yaml"
+    other.write_text(path.read_text().replace("deployment: api", "deployment: web"))
+    with pytest.raises(InvalidInput, match="is the policy of deployment 'web', not 'api'"):
+        controller_for(client, "api", other)
+
+
 def test_the_cli_runs_a_round_and_explains_it(world: dict[str, Any], tmp_path: Path) -> None:
     client = world["client"]
     store = tmp_path / "store"

@@ -13,7 +13,6 @@ from ctloop.cli._output import client_from, console, fmt_time, print_json
 from ctloop.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from ctloop.client import Client
     from ctloop.loop.controller import Controller
     from ctloop.loop.entities import LoopEvent
 
@@ -39,29 +38,6 @@ def _seconds(text: str, option: str) -> float:
     if seconds <= 0:
         raise InvalidInput(f"{option} {text!r} must be above zero, e.g. 30s")
     return seconds
-
-
-def _controller(
-    client: Client, deployment: str, policy_file: str | None, lease: float = 60.0
-) -> Controller:
-    from ctloop.loop.controller import Controller
-    from ctloop.loop.policy import load_policy, parse_policy
-
-    if policy_file is not None:
-        policy = load_policy(policy_file)
-        if policy.deployment is not None and policy.deployment != deployment:
-            raise InvalidInput(
-                f"{policy_file} is the policy of deployment '{policy.deployment}', not "
-                f"'{deployment}'; run: ctloop loop run {policy.deployment} --policy {policy_file}"
-            )
-        policy.check_imports(source=policy_file)
-        with open(policy_file, encoding="utf-8") as f:
-            source = f.read()
-        client.loop.set_policy(deployment, source=source, policy=policy.to_dict())
-    else:
-        stored = client.loop.get_policy(deployment)
-        policy = parse_policy(stored.policy, source=f"the stored policy of {deployment}")
-    return Controller(client, deployment, policy, lease_seconds=lease)
 
 
 def _print_events(controller: Controller, events: list[LoopEvent]) -> None:
@@ -91,7 +67,7 @@ def run(
     Stops cleanly on SIGTERM or Ctrl-C (a pipeline run in progress finishes first) and
     gives its lease back. Each event it writes is printed as it happens.
     """
-    from ctloop.loop.controller import run_controllers
+    from ctloop.loop.controller import controller_for, run_controllers
 
     client = client_from(ctx)
     seconds, lease_seconds = _seconds(interval, "--interval"), _seconds(lease, "--lease")
@@ -106,9 +82,9 @@ def run(
                 "no deployment has a loop policy; set one with: "
                 "ctloop loop run DEPLOYMENT --policy policy.yaml"
             )
-        controllers = [_controller(client, name, None, lease_seconds) for name in names]
+        controllers = [controller_for(client, name, lease_seconds=lease_seconds) for name in names]
     else:
-        controllers = [_controller(client, deployment, policy, lease_seconds)]
+        controllers = [controller_for(client, deployment, policy, lease_seconds=lease_seconds)]
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     names = ", ".join(c.deployment for c in controllers)
     if not once:

@@ -7,8 +7,8 @@ The main names are importable from here and load their module on first use:
 - schedules: :func:`parse_cron`, :class:`CronSchedule` (:mod:`.cron`);
 - triggers and guards: :func:`evaluate_triggers`, :class:`TriggerDecision`,
   :func:`request_manual`, :func:`blocked_by_guards`, :class:`GuardBlock`;
-- the controller: :class:`Controller`, :func:`run_controllers` (:mod:`.controller`), and
-  the canary analysis :func:`analyse` (:mod:`.canary`);
+- the controller: :class:`Controller`, :func:`controller_for`, :func:`run_controllers`
+  (:mod:`.controller`), and the canary analysis :func:`analyse` (:mod:`.canary`);
 - what the store keeps: :class:`LoopState`, :class:`LoopStateName`, :class:`LoopEvent`,
   :class:`StoredPolicy` (:mod:`.entities`).
 
@@ -24,6 +24,7 @@ _LAZY: dict[str, str] = {
     "analyse": "canary",
     "CanaryAnalysis": "canary",
     "Controller": "controller",
+    "controller_for": "controller",
     "run_controllers": "controller",
     "LoopEvent": "entities",
     "LoopState": "entities",

@@ -33,9 +33,10 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ctloop.errors import Conflict, CtloopError, NotFound
+from ctloop.errors import Conflict, CtloopError, InvalidInput, NotFound
 from ctloop.loop.canary import REJECTED_TAG, RolloutActions, routes_of, weights_of
 from ctloop.loop.entities import LoopEvent, LoopState, LoopStateName
 from ctloop.loop.events import (
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
     from ctloop.loop.canary import CanaryAnalysis
     from ctloop.loop.policy import Policy
 
-__all__ = ["REJECTED_TAG", "Controller", "run_controllers"]
+__all__ = ["REJECTED_TAG", "Controller", "controller_for", "run_controllers"]
 
 log = logging.getLogger("ctloop.loop")
 
@@ -372,6 +373,39 @@ class Controller(TrainingSteps, RolloutActions):
         """Reconcile every ``interval`` seconds until ``stop`` is set or SIGTERM/SIGINT
         arrives (``once``: one round); the lease is released on the way out."""
         run_controllers([self], interval=interval, once=once, stop=stop)
+
+
+def controller_for(
+    client: Client,
+    deployment: str,
+    policy_file: str | Path | None = None,
+    *,
+    lease_seconds: float = 60.0,
+) -> Controller:
+    """A controller for ``deployment``: under ``policy_file``, which is checked (its
+    ``deployment`` must match, its pipeline must import) and stored as the deployment's
+    policy; or, without one, under the policy stored before.
+
+    Raises:
+        InvalidInput: a bad policy file, or one written for another deployment.
+        NotFound: no such file, or no stored policy.
+    """
+    from ctloop.loop.policy import load_policy, parse_policy
+
+    if policy_file is None:
+        stored = client.loop.get_policy(deployment)
+        policy = parse_policy(stored.policy, source=f"the stored policy of {deployment}")
+        return Controller(client, deployment, policy, lease_seconds=lease_seconds)
+    policy = load_policy(policy_file)
+    if policy.deployment is not None and policy.deployment != deployment:
+        raise InvalidInput(
+            f"{policy_file} is the policy of deployment '{policy.deployment}', not "
+            f"'{deployment}'; run: ctloop loop run {policy.deployment} --policy {policy_file}"
+        )
+    policy.check_imports(source=str(policy_file))
+    source = Path(policy_file).read_text(encoding="utf-8")
+    client.loop.set_policy(deployment, source=source, policy=policy.to_dict())
+    return Controller(client, deployment, policy, lease_seconds=lease_seconds)
 
 
 def run_controllers(
