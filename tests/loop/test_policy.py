@@ -855,3 +855,15 @@ def test_a_holdout_for_a_pipeline_without_one_is_an_error() -> None:
     p = parse_policy(MINIMAL + "training_data: {dataset: x@1, holdout: {split: time}}\n")
     with pytest.raises(InvalidInput, match="has no 'holdout' param, so the policy's training_data"):
         training_params(no_holdout, p, TrainingData("x@1"))
+
+
+def test_format_duration_writes_what_parse_window_reads_back() -> None:
+    from ctloop._internal.text import format_duration
+    from ctloop.monitoring.windows import parse_window
+
+    spellings = ("45s", "90s", "1.5s", "30m", "6h", "1w")
+    written = {t: format_duration(parse_window(t)) for t in spellings}
+    assert written == {"45s": "45s", "90s": "90s", "1.5s": "1.5s", "30m": "30m", "6h": "6h",
+                       "1w": "7d"}  # fmt: skip
+    assert all(parse_window(w) == parse_window(t) for t, w in written.items())
+    assert format_duration(timedelta(0)) == "0s"

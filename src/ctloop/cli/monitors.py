@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ctloop._internal.text import format_duration
 from ctloop.cli._output import client_from, console, console_err, fmt_time, print_json
 from ctloop.errors import InvalidInput
 
@@ -90,13 +92,6 @@ def rule_text(spec: dict[str, Any]) -> str:
     return " ".join(out)
 
 
-def _duration(seconds: float) -> str:
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
-
-
 def _columns(monitor: Monitor) -> list[dict[str, Any]]:
     """The profiled columns — name, kind, rows, missing — without bins or samples."""
     out = []
@@ -145,7 +140,7 @@ def _tell_frozen(monitor: Monitor, lead: str) -> None:
     console.print(
         f"  {tested} feature(s) tested{and_prediction}; "
         f"window {escape(monitor.window)}, drift share {monitor.drift_share:g}, "
-        f"cooldown {_duration(monitor.cooldown_seconds)}"
+        f"cooldown {format_duration(timedelta(seconds=monitor.cooldown_seconds))}"
     )
     console.print(f"  rules: {escape('; '.join(rule_text(r) for r in monitor.rules) or 'none')}")
     console.print(f"  sinks: {escape(', '.join(sink_text(s) for s in monitor.sinks) or 'none')}")

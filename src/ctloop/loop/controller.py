@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ctloop._internal.text import format_duration
 from ctloop.errors import Conflict, CtloopError, InvalidInput, NotFound
 from ctloop.loop.canary import REJECTED_TAG, RolloutActions, routes_of, weights_of
 from ctloop.loop.entities import LoopEvent, LoopState, LoopStateName
@@ -46,7 +47,6 @@ from ctloop.loop.events import (
     EVENT_TRIGGER_IGNORED,
     EVENT_TRIGGERED,
 )
-from ctloop.loop.policy import format_duration
 from ctloop.loop.training import TrainingSteps
 
 if TYPE_CHECKING:

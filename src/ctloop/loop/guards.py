@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ctloop._internal.text import format_duration
 from ctloop.errors import InvalidInput
 from ctloop.loop.entities import LoopEvent, LoopState, LoopStateName
 from ctloop.loop.events import EVENT_TRAINING_STARTED, RETRAIN_ENDED
-from ctloop.loop.policy import format_duration
 
 if TYPE_CHECKING:
     from ctloop.loop.policy import Policy

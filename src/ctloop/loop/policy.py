@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ctloop._internal.text import format_duration
 from ctloop.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -80,15 +81,6 @@ HOLDOUT_SPLITS = ("random", "time")
 #: oracle (docs/benchmarks.md, "Loop quality").
 DEFAULT_DROP = 0.02
 DEFAULT_MIN_LABELS = 500
-
-
-def format_duration(span: timedelta) -> str:
-    """``timedelta(hours=6)`` → ``"6h"``: the largest of d, h, m, s that divides it."""
-    seconds = int(span.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def _number(value: float) -> float | int:

@@ -46,7 +46,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ctloop._internal.text import clip
+from ctloop._internal.text import clip, format_duration
 from ctloop.errors import NotFound
 from ctloop.loop._look import Look, TriggerDecision
 from ctloop.loop._report_triggers import drift, performance
@@ -60,7 +60,6 @@ from ctloop.loop.events import (
 )
 from ctloop.loop.guards import IN_FLIGHT, GuardBlock, blocked_by_guards, newest, utc, when
 from ctloop.loop.manual import request_manual
-from ctloop.loop.policy import format_duration
 
 if TYPE_CHECKING:
     from ctloop.client import Client
