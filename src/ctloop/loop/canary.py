@@ -167,32 +167,6 @@ def _prediction_drift(
     )
 
 
-def _metric_value(name: str, frame: pd.DataFrame) -> float:
-    from sklearn import metrics
-
-    # the joined label is float when some rows lack one (1.0): compare classes as "1"
-    y_true = frame["label"].astype(str).str.removesuffix(".0").to_numpy()
-    y_pred = frame["prediction"].astype(str).str.removesuffix(".0").to_numpy()
-    if name == "accuracy":
-        return float(metrics.accuracy_score(y_true, y_pred))
-    if name in ("f1", "precision", "recall"):
-        labels = sorted(set(y_true) | set(y_pred))
-        average = "binary" if len(labels) == 2 else "macro"
-        positive = labels[-1] if len(labels) == 2 else 1
-        scorer = {
-            "f1": metrics.f1_score,
-            "precision": metrics.precision_score,
-            "recall": metrics.recall_score,
-        }[name]
-        return float(scorer(y_true, y_pred, average=average, pos_label=positive, zero_division=0))
-    if name in ("roc_auc", "auc"):
-        probs = sorted(c for c in frame.columns if c.startswith("p."))
-        if len(probs) != 2 or len(set(y_true)) != 2:
-            return math.nan
-        return float(metrics.roc_auc_score(y_true == probs[1][2:], frame[probs[1]].to_numpy()))
-    return math.nan
-
-
 def _metric(
     joined: pd.DataFrame | None,
     champion_version: int,
@@ -201,22 +175,26 @@ def _metric(
     margin: float,
     min_labels: int,
 ) -> CheckOutcome:
-    if joined is None or "label" not in joined.columns:
+    if joined is None or not {"label", "value"} & set(joined.columns):
         return CheckOutcome("metric", SKIPPED, f"{name}: no feedback labels yet")
-    labelled = _ok(joined[joined["label"].notna()])
-    version = labelled["model_version"].astype(str)
-    ours = labelled[version == str(canary_version)]
-    theirs = labelled[version == str(champion_version)]
-    counts = {"canary_labels": len(ours), "champion_labels": len(theirs), "min_labels": min_labels}
-    if len(ours) < min_labels or len(theirs) < min_labels:
+    from ctloop.monitoring.performance import realised_performance
+
+    # the monitor's realised performance, per model version: the same metrics, the same way
+    windows = realised_performance(joined, min_labels=min_labels) if len(joined) else []
+    by_version = {v.model_version: v for w in windows for v in w.by_version}
+    ours, theirs = by_version.get(str(canary_version)), by_version.get(str(champion_version))
+    n_ours, n_theirs = (0 if v is None else v.labelled for v in (ours, theirs))
+    counts = {"canary_labels": n_ours, "champion_labels": n_theirs, "min_labels": min_labels}
+    if n_ours < min_labels or n_theirs < min_labels:
         return CheckOutcome(
             "metric",
             SKIPPED,
-            f"{name}: {len(ours)} canary / {len(theirs)} champion labels (need {min_labels})",
+            f"{name}: {n_ours} canary / {n_theirs} champion labels (need {min_labels})",
             counts,
         )
-    a, b = _metric_value(name, ours), _metric_value(name, theirs)
-    if math.isnan(a) or math.isnan(b):
+    assert ours is not None and theirs is not None
+    a, b = ((v.metrics or {}).get(name) for v in (ours, theirs))
+    if a is None or b is None or math.isnan(a) or math.isnan(b):
         return CheckOutcome("metric", SKIPPED, f"{name}: cannot be computed here", counts)
     status = PASSED if a >= b - margin - 1e-12 else FAILED
     sign = "≥" if status == PASSED else "<"
