@@ -167,3 +167,9 @@ def test_on_cache_hit_runs_for_the_new_run_when_the_outputs_are_reused(client: A
     assert calls == [({"n": 3}, second.run_id)] and second.run_id != first.run_id
     with pytest.raises(InvalidInput, match="on_cache_hit must be a function, not 3"):
         step(on_cache_hit=3)  # type: ignore[arg-type]
+
+
+def test_run_tags_are_on_the_tracking_run_from_its_creation(client: Any) -> None:
+    run = ps.numbers.run(executor="inline", client=client, run_tags={"started.by": "test"})
+    tags = client.runs.get(run.run_id).tags
+    assert tags["started.by"] == "test" and tags["ctloop.pipeline"] == "numbers"

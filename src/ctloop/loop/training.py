@@ -5,8 +5,8 @@ starts and stores them in its state as an **intent** (an id, the params, the wal
 time it was made). The pipeline run that carries out an intent is found again by what
 cannot be forged by accident: a run of the same pipeline, started after the intent was
 made, with exactly the intent's params (the dataset is pinned to a concrete version, so
-the params differ between retrains on different data). Once found, its tracking run is
-tagged ``ctloop.loop.intent=<id>``; a run tagged with another intent never matches.
+the params differ between retrains on different data). Its tracking run is created tagged
+``ctloop.loop.intent=<id>``; a run tagged with another intent never matches.
 So a controller that restarts in TRAINING reuses a finished run instead of training twice.
 """
 
@@ -238,12 +238,6 @@ def find_intent_runs(client: Client, pipeline: str, intent: Mapping[str, Any]) -
     return found
 
 
-def tag_intent(client: Client, run: PipelineRun, intent_id: str) -> None:
-    """Tag ``run``'s tracking run with the intent it carried out."""
-    if run.run_id is not None:
-        client.runs.set_tag(run.run_id, INTENT_TAG, intent_id)
-
-
 def run_pipeline(
     client: Client,
     pipeline: Pipeline,
@@ -253,9 +247,9 @@ def run_pipeline(
     keep_alive: Callable[[], None],
     every: float,
 ) -> PipelineRun:
-    """Run ``pipeline`` for ``intent`` in a thread, calling ``keep_alive`` (the lease
-    renewal) every ``every`` seconds until it ends; tag its tracking run as soon as it
-    appears. A failed run is returned, not raised."""
+    """Run ``pipeline`` for ``intent`` in a thread, its tracking run tagged with the
+    intent from the start, calling ``keep_alive`` (the lease renewal) every ``every``
+    seconds until it ends. A failed run is returned, not raised."""
     box: dict[str, Any] = {}
 
     def work() -> None:
@@ -266,26 +260,19 @@ def run_pipeline(
                 raise_on_failure=False,
                 echo=False,
                 params=intent["params"],
+                run_tags={INTENT_TAG: str(intent["id"])},
             )
         except BaseException as exc:  # handed to the waiting thread
             box["error"] = exc
 
     thread = threading.Thread(target=work, name=f"ctloop-train-{intent['id'][:8]}", daemon=True)
     thread.start()
-    tagged = False
     while thread.is_alive():
         thread.join(timeout=every)
         keep_alive()
-        if not tagged:
-            runs = find_intent_runs(client, pipeline.name, intent)
-            if runs:
-                tag_intent(client, runs[0], str(intent["id"]))
-                tagged = True
     if "error" in box:
         raise box["error"]
     run: PipelineRun = box["run"]
-    if not tagged:
-        tag_intent(client, run, str(intent["id"]))
     return run
 
 

@@ -121,6 +121,7 @@ RUN_OPTIONS = frozenset(
         "ray_address",
         "echo",
         "params",
+        "run_tags",
     }
 )
 
@@ -212,6 +213,7 @@ class Pipeline:
         ray_address: str | None = None,
         echo: bool = True,
         params: Mapping[str, Any] | None = None,
+        run_tags: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> PipelineRun:
         """Run the pipeline and record it; returns the finished :class:`PipelineRun`.
@@ -227,6 +229,8 @@ class Pipeline:
             echo: print what steps print as they run (it is kept in the step runs' logs
                 either way).
             params: the pipeline's params (or give them as keyword arguments).
+            run_tags: tags of the run's tracking run, set when it is created (who started
+                it and why, e.g. the loop's intent).
         """
         from ctloop.pipelines.runner import run_plan
 
@@ -244,6 +248,7 @@ class Pipeline:
             max_workers=max_workers,
             ray_address=ray_address,
             echo=echo,
+            tags=run_tags,
         )
 
 

@@ -18,6 +18,7 @@ import linecache
 import logging
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,7 @@ def run_plan(
     max_workers: int | None,
     ray_address: str | None,
     echo: bool = True,
+    tags: Mapping[str, str] | None = None,
 ) -> PipelineRun:
     """Run ``plan`` and record it; see the module docstring."""
     if executor not in EXECUTORS:
@@ -87,7 +89,7 @@ def run_plan(
                     stacklevel=3,
                 )
     driver = _Driver(
-        pipeline, plan, params, executor, cache, client, max_workers, ray_address, echo
+        pipeline, plan, params, executor, cache, client, max_workers, ray_address, echo, tags
     )
     record = driver.run()
     if record.status is PipelineStatus.FAILED and raise_on_failure:
@@ -123,8 +125,10 @@ class _Driver:
         max_workers: int | None,
         ray_address: str | None,
         echo: bool,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.tags = dict(tags or {})
         self.plan = plan
         self.params = params
         self.executor_name = executor
@@ -158,7 +162,7 @@ class _Driver:
         record = client.runs.create(
             self.pipeline.experiment,
             f"{self.pipeline.name}-{self.id[:8]}",
-            {PIPELINE_TAG: self.pipeline.name, PIPELINE_RUN_TAG: self.id},
+            {**self.tags, PIPELINE_TAG: self.pipeline.name, PIPELINE_RUN_TAG: self.id},
         )
         self.tracking_run_id = record.id
         if self.params:
